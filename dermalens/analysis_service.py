@@ -1,0 +1,225 @@
+"""Analyses as a service: validate inputs, analyse, store, list, delete.
+
+This is the one place that decides what a valid analysis request is and how an analysis is
+recorded; the web form and the JSON API both call it. It works with a SQLAlchemy session and a
+folder path, not with Flask.
+
+Crash safety: files are written (atomically, under new names) before the row is committed, and
+removed again if the commit fails; deletion removes the row first, then the files. A crash can
+therefore leave at worst an orphan file without a row, never a row without its files.
+"""
+
+import json
+import unicodedata
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from dermalens import explanation, preprocessing, storage
+from dermalens.inference import Classifier
+from dermalens.lesions import BODY_SITES, CLASSES, MAX_AGE, MIN_AGE, SEXES
+from dermalens.records import Analysis
+from dermalens.risk import RISK_CATEGORIES, assess_risk
+
+# Stored copies are at most this size: enough to read a lesion on screen and in print, and it
+# bounds disk use and heatmap cost for 24-megapixel uploads.
+DISPLAY_MAX_SIDE = 1024
+MAX_REF_LENGTH = 64
+MAX_NOTE_LENGTH = 2000
+MAX_PAGE_SIZE = 100
+
+
+class InvalidInput(ValueError):
+    """A request the service refuses; `message` is safe to show, `field` names the culprit."""
+
+    def __init__(self, message: str, field: str | None = None):
+        super().__init__(message)
+        self.message, self.field = message, field
+
+
+@dataclass(frozen=True)
+class AnalysisRequest:
+    image: bytes
+    original_filename: str | None = None
+    patient_ref: str | None = None
+    lesion_ref: str | None = None
+    age: int | None = None
+    sex: str | None = None
+    site: str | None = None
+    note: str | None = None
+
+
+def clean_text(value: str | None, max_length: int, field: str, multiline: bool = False) -> str | None:
+    """Strip, drop control and bidi-override characters, enforce a length; empty -> None."""
+    if value is None:
+        return None
+    allowed = "\n\t" if multiline else ""
+    cleaned = "".join(ch for ch in str(value)
+                      if ch in allowed or unicodedata.category(ch) not in ("Cc", "Cf"))
+    cleaned = cleaned.strip()
+    if len(cleaned) > max_length:
+        raise InvalidInput(f"At most {max_length} characters are allowed.", field)
+    return cleaned or None
+
+
+def parse_request(fields: Mapping[str, str], image: bytes | None,
+                  filename: str | None = None) -> AnalysisRequest:
+    """Validate form/API fields into an AnalysisRequest (image content is checked later).
+
+    :raise InvalidInput: missing image, or a field outside its allowed values.
+    """
+    if not image:
+        raise InvalidInput("Choose a JPEG or PNG image of the lesion.", "image")
+    age_text = (fields.get("age") or "").strip()
+    age = None
+    if age_text:
+        try:
+            age = int(age_text)
+        except ValueError:
+            raise InvalidInput("Age must be a whole number of years.", "age") from None
+        if not MIN_AGE <= age <= MAX_AGE:
+            raise InvalidInput(f"Age must be between {MIN_AGE} and {MAX_AGE}.", "age")
+    sex = (fields.get("sex") or "").strip() or None
+    if sex is not None and sex not in SEXES:
+        raise InvalidInput(f"Sex must be one of: {', '.join(SEXES)}.", "sex")
+    site = (fields.get("site") or "").strip() or None
+    if site is not None and site not in BODY_SITES:
+        raise InvalidInput("Choose a body site from the list.", "site")
+    return AnalysisRequest(
+        image=image,
+        original_filename=clean_text(filename, 255, "image") if filename else None,
+        patient_ref=clean_text(fields.get("patient_ref"), MAX_REF_LENGTH, "patient_ref"),
+        lesion_ref=clean_text(fields.get("lesion_ref"), MAX_REF_LENGTH, "lesion_ref"),
+        age=age, sex=sex, site=site,
+        note=clean_text(fields.get("note"), MAX_NOTE_LENGTH, "note", multiline=True),
+    )
+
+
+def decode_for_analysis(image: bytes):
+    """Untrusted upload bytes -> the RGB array that is analysed and stored (longer side capped).
+
+    :raise preprocessing.InvalidImage: not an acceptable image.
+    """
+    return preprocessing.decode_image(image, max_side=DISPLAY_MAX_SIDE)
+
+
+def create_analysis(session: Session, classifier: Classifier, upload_folder: str, owner_id: int,
+                    request: AnalysisRequest) -> Analysis:
+    """Analyse one image and record it for its owner.
+
+    :raise InvalidInput: the image is not acceptable (nothing is stored).
+    Any other exception (inference, disk, database) leaves no row and no file behind.
+    """
+    try:
+        rgb = decode_for_analysis(request.image)
+    except preprocessing.InvalidImage as error:
+        raise InvalidInput(str(error), "image") from None
+
+    prediction = classifier.analyse(rgb, age=request.age, sex=request.sex, site=request.site)
+    reasons: list[str] = []
+    risk_category = assess_risk(prediction.probabilities, classifier.info.thresholds, reasons)
+    overlay = explanation.overlay_heatmap(rgb, prediction.heatmap)
+
+    written: list[str] = []
+    try:
+        written.append(storage.write_new_file(upload_folder, storage.encode_jpeg(rgb), "jpg"))
+        written.append(storage.write_new_file(upload_folder, storage.encode_png(overlay), "png"))
+        analysis = Analysis(
+            user_id=owner_id,
+            patient_ref=request.patient_ref, lesion_ref=request.lesion_ref, age=request.age,
+            sex=request.sex, site=request.site, note=request.note,
+            original_filename=request.original_filename,
+            image_file=written[0], heatmap_file=written[1],
+            image_width=int(rgb.shape[1]), image_height=int(rgb.shape[0]),
+            probabilities_json=json.dumps({name: round(prediction.probabilities[name], 6)
+                                           for name in CLASSES}),
+            top_class=prediction.top_class,
+            malignant_probability=prediction.malignant_probability,
+            risk_category=risk_category,
+            indeterminate_reasons_json=json.dumps(reasons),
+            heatmap_class=prediction.heatmap_class,
+            model_name=classifier.info.name, model_version=classifier.info.version,
+            model_sha256=classifier.info.sha256,
+        )
+        session.add(analysis)
+        session.commit()
+    except BaseException:
+        session.rollback()
+        storage.remove_files(upload_folder, *written)
+        raise
+    return analysis
+
+
+def get_owned_analysis(session: Session, owner_id: int, public_id: str) -> Analysis | None:
+    """The analysis with this public id if it belongs to this owner, else None (never another's)."""
+    return session.scalar(select(Analysis).where(Analysis.public_id == public_id,
+                                                 Analysis.user_id == owner_id))
+
+
+def delete_analysis(session: Session, upload_folder: str, analysis: Analysis) -> None:
+    """Delete the record, then its files (so a crash in between leaves only orphan files)."""
+    files = (analysis.image_file, analysis.heatmap_file)
+    session.delete(analysis)
+    session.commit()
+    storage.remove_files(upload_folder, *files)
+
+
+@dataclass(frozen=True)
+class HistoryFilters:
+    patient_ref: str | None = None
+    risk_category: str | None = None
+    date_from: date | None = None
+    date_to: date | None = None
+
+
+def parse_history_filters(args: Mapping[str, str]) -> HistoryFilters:
+    """Query-string filters -> HistoryFilters.
+
+    :raise InvalidInput: unknown risk category or a date not in YYYY-MM-DD form.
+    """
+    risk = (args.get("risk") or "").strip() or None
+    if risk is not None and risk not in RISK_CATEGORIES:
+        raise InvalidInput("Unknown risk category.", "risk")
+    return HistoryFilters(
+        patient_ref=clean_text(args.get("patient_ref"), MAX_REF_LENGTH, "patient_ref"),
+        risk_category=risk,
+        date_from=_parse_date(args.get("date_from"), "date_from"),
+        date_to=_parse_date(args.get("date_to"), "date_to"),
+    )
+
+
+def _parse_date(value: str | None, field: str) -> date | None:
+    if not value or not value.strip():
+        return None
+    try:
+        return date.fromisoformat(value.strip())
+    except ValueError:
+        raise InvalidInput("Dates must be in YYYY-MM-DD form.", field) from None
+
+
+def list_analyses(session: Session, owner_id: int, filters: HistoryFilters, page: int,
+                  page_size: int) -> tuple[list[Analysis], int]:
+    """One page of the owner's analyses, newest first, and the total matching count.
+
+    `page` starts at 1 and `page_size` is clamped to 1..MAX_PAGE_SIZE.
+    """
+    page_size = max(1, min(int(page_size), MAX_PAGE_SIZE))
+    page = max(1, int(page))
+    query = select(Analysis).where(Analysis.user_id == owner_id)
+    if filters.patient_ref:
+        escaped = filters.patient_ref.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        query = query.where(Analysis.patient_ref.ilike(f"{escaped}%", escape="\\"))
+    if filters.risk_category:
+        query = query.where(Analysis.risk_category == filters.risk_category)
+    if filters.date_from:
+        query = query.where(Analysis.created_at >= datetime.combine(filters.date_from, datetime.min.time()))
+    if filters.date_to:
+        end = datetime.combine(filters.date_to + timedelta(days=1), datetime.min.time())
+        query = query.where(Analysis.created_at < end)
+    total = session.scalar(select(func.count()).select_from(query.subquery()))
+    items = session.scalars(query.order_by(Analysis.created_at.desc(), Analysis.id.desc())
+                            .limit(page_size).offset((page - 1) * page_size)).all()
+    return list(items), int(total or 0)

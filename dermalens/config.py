@@ -1,0 +1,75 @@
+"""Configuration read from the environment (see the table in README.md).
+
+`DERMALENS_ENV` is "production" unless set otherwise: a deployment that forgets to configure
+itself gets the strict settings, not the convenient ones.
+"""
+
+import os
+import secrets
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_MODEL_CARD = PROJECT_ROOT / "models" / "dermalens-resnet18s-v1.json"
+# Values that must never be used as a production SECRET_KEY.
+KNOWN_WEAK_SECRETS = {"", "dev", "secret", "changeme", "change-me", "development", "test"}
+MIN_SECRET_LENGTH = 32
+
+
+class ConfigurationError(RuntimeError):
+    """The app cannot start with this configuration; the message says what to fix."""
+
+
+def from_environment(instance_path: str) -> dict:
+    """Settings for `app.config`, from environment variables with safe defaults."""
+    environment = os.environ.get("DERMALENS_ENV", "production")
+    production = environment == "production"
+    database = os.environ.get("DATABASE_URL") or f"sqlite:///{Path(instance_path) / 'dermalens.sqlite'}"
+    return {
+        "ENV_NAME": environment,
+        "SECRET_KEY": os.environ.get("SECRET_KEY"),
+        "SQLALCHEMY_DATABASE_URI": database,
+        "MODEL_CARD": os.environ.get("DERMALENS_MODEL_CARD", str(DEFAULT_MODEL_CARD)),
+        "UPLOAD_FOLDER": os.environ.get("DERMALENS_UPLOAD_FOLDER", str(Path(instance_path) / "uploads")),
+        "MAX_CONTENT_LENGTH": int(os.environ.get("DERMALENS_MAX_UPLOAD_MB", "20")) * 1024 * 1024,
+        "MAX_FORM_PARTS": 50,
+        "RATELIMIT_STORAGE_URI": os.environ.get("RATELIMIT_STORAGE_URI", "memory://"),
+        "RATELIMIT_HEADERS_ENABLED": True,
+        "LOGIN_RATE_LIMIT": os.environ.get("DERMALENS_LOGIN_RATE_LIMIT", "10 per minute"),
+        "HISTORY_PAGE_SIZE": 20,
+        "SESSION_COOKIE_HTTPONLY": True,
+        "SESSION_COOKIE_SAMESITE": "Lax",
+        "SESSION_COOKIE_SECURE": production,
+        "REMEMBER_COOKIE_SECURE": production,
+        "REMEMBER_COOKIE_HTTPONLY": True,
+        "WTF_CSRF_TIME_LIMIT": None,
+        "PREFERRED_URL_SCHEME": "https" if production else "http",
+    }
+
+
+def ensure_secret_key(config: dict, instance_path: str) -> None:
+    """Give the app a secret key, or refuse to start.
+
+    Production requires SECRET_KEY from the environment (at least 32 characters, not a known
+    default). Elsewhere a random key is generated once and kept in instance/secret_key, so sessions
+    survive restarts of a local install.
+
+    :raise ConfigurationError: production without a real SECRET_KEY.
+    """
+    key = config.get("SECRET_KEY")
+    if config["ENV_NAME"] == "production" and not config.get("TESTING"):
+        if not key or key.lower() in KNOWN_WEAK_SECRETS or len(key) < MIN_SECRET_LENGTH:
+            raise ConfigurationError(
+                "SECRET_KEY must be set to a random value of at least 32 characters in production "
+                "(e.g. python -c 'import secrets; print(secrets.token_hex(32))'). For a local "
+                "install, set DERMALENS_ENV=development instead."
+            )
+        return
+    if key:
+        return
+    key_file = Path(instance_path) / "secret_key"
+    if not key_file.exists():
+        key_file.parent.mkdir(parents=True, exist_ok=True)
+        descriptor = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "w") as handle:
+            handle.write(secrets.token_hex(32))
+    config["SECRET_KEY"] = key_file.read_text().strip()

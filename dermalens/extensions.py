@@ -1,0 +1,20 @@
+"""Flask extensions, created unbound here and bound to the app in `create_app`."""
+
+from flask_limiter import Limiter
+from flask_limiter.util import get_remote_address
+from flask_login import LoginManager
+from flask_sqlalchemy import SQLAlchemy
+from flask_wtf.csrf import CSRFProtect
+from sqlalchemy.orm import DeclarativeBase
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+db = SQLAlchemy(model_class=Base)
+login_manager = LoginManager()
+csrf = CSRFProtect()
+# Keyed on the TCP peer address, never on X-Forwarded-For, which a client can forge. Behind a
+# trusted proxy, the app applies ProxyFix with a fixed hop count (see create_app).
+limiter = Limiter(key_func=get_remote_address, default_limits=[])

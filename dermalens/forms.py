@@ -1,0 +1,38 @@
+"""Web forms (Flask-WTF). CSRF is enforced for every POST by CSRFProtect; these classes add
+field rendering and the account rules. Analysis fields are validated by analysis_service, the one
+place shared with the API."""
+
+from flask_wtf import FlaskForm
+from wtforms import FileField, PasswordField, SelectField, StringField, TextAreaField
+from wtforms.validators import EqualTo, InputRequired, Length, Regexp
+
+from dermalens.lesions import BODY_SITE_LABELS, BODY_SITES, SEXES
+
+USERNAME_RULE = Regexp(r"^[A-Za-z0-9_.-]+$",
+                       message="Use letters, digits, dots, dashes and underscores only.")
+MIN_PASSWORD_LENGTH = 10
+MAX_PASSWORD_LENGTH = 1024
+
+
+class LoginForm(FlaskForm):
+    username = StringField("Username", validators=[InputRequired(), Length(max=64)])
+    password = PasswordField("Password", validators=[InputRequired(), Length(max=MAX_PASSWORD_LENGTH)])
+
+
+class RegisterForm(FlaskForm):
+    username = StringField("Username", validators=[InputRequired(), Length(3, 64), USERNAME_RULE])
+    password = PasswordField("Password", validators=[
+        InputRequired(), Length(MIN_PASSWORD_LENGTH, MAX_PASSWORD_LENGTH)])
+    confirm = PasswordField("Repeat password", validators=[
+        InputRequired(), EqualTo("password", message="The passwords do not match.")])
+
+
+class AnalysisForm(FlaskForm):
+    image = FileField("Dermoscopic image (JPEG or PNG)")
+    patient_ref = StringField("Patient reference")
+    lesion_ref = StringField("Lesion reference")
+    age = StringField("Age (years)")
+    sex = SelectField("Sex", choices=[("", "Not recorded")] + [(s, s.capitalize()) for s in SEXES])
+    site = SelectField("Body site", choices=[("", "Not recorded")]
+                       + [(site, BODY_SITE_LABELS[site]) for site in BODY_SITES])
+    note = TextAreaField("Note")

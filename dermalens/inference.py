@@ -1,0 +1,186 @@
+"""The classifier service: load the shipped network once, then analyse one image at a time.
+
+`Classifier` is the interface the web app depends on; `KerasClassifier` is the real one and the
+tests inject a small fake with the same methods. Everything here takes and returns plain data
+(NumPy arrays, dicts, dataclasses) and knows nothing of Flask.
+"""
+
+import hashlib
+import json
+import os
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from dermalens import preprocessing
+from dermalens.lesions import CLASSES, MALIGNANT_CLASSES
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+class ModelLoadError(RuntimeError):
+    """The model cannot be served (missing file, checksum mismatch, unreadable card)."""
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What the app shows and records about the model that produced an analysis."""
+
+    name: str
+    version: str
+    sha256: str
+    input_size: int
+    temperature: float
+    thresholds: dict
+    card: dict = field(default_factory=dict, compare=False, repr=False)
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """Calibrated class probabilities and a Grad-CAM map for the most likely class.
+
+    `heatmap` is float32 in [0, 1] over the network's input square (input_size x input_size),
+    i.e. over the centre square of the image.
+    """
+
+    probabilities: dict[str, float]
+    heatmap: np.ndarray
+    heatmap_class: str
+
+    @property
+    def top_class(self) -> str:
+        return max(self.probabilities, key=self.probabilities.get)
+
+    @property
+    def malignant_probability(self) -> float:
+        return float(sum(self.probabilities[name] for name in MALIGNANT_CLASSES))
+
+
+class Classifier(Protocol):
+    info: ModelInfo
+
+    def predict_probabilities(self, rgb: np.ndarray, age=None, sex=None, site=None) -> np.ndarray:
+        """Calibrated probabilities (7,) in CLASSES order, without a heatmap."""
+
+    def analyse(self, rgb: np.ndarray, age=None, sex=None, site=None) -> Prediction:
+        """Calibrated probabilities and the Grad-CAM heatmap of the top class."""
+
+
+def sha256_of_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def read_model_card(card_path: str | Path) -> tuple[ModelInfo, Path]:
+    """Read the model card and check the weights it describes.
+
+    :return: (model info, path of the verified weights file)
+    :raise ModelLoadError: card or weights missing, card unreadable, or the weights' SHA-256
+        differs from the card (a tampered or half-copied file is never loaded).
+    """
+    card_path = Path(card_path)
+    if not card_path.is_file():
+        raise ModelLoadError(f"Model card not found: {card_path}. Train a model "
+                             "(python -m dermalens.train) or set DERMALENS_MODEL_CARD.")
+    try:
+        card = json.loads(card_path.read_text())
+        weights_path = card_path.with_suffix(".keras")
+        info = ModelInfo(name=card["name"], version=card["version"], sha256=card["sha256"],
+                         input_size=int(card["input_size"]), temperature=float(card["temperature"]),
+                         thresholds=dict(card["thresholds"]), card=card)
+    except (ValueError, KeyError, TypeError) as error:
+        raise ModelLoadError(f"Model card {card_path} is not valid: {error!r}") from error
+    if list(card.get("classes", [])) != list(CLASSES):
+        raise ModelLoadError(f"Model card {card_path} has a different class order than {CLASSES}.")
+    if not weights_path.is_file():
+        raise ModelLoadError(f"Model weights not found: {weights_path} (described by {card_path}).")
+    actual = sha256_of_file(weights_path)
+    if actual != info.sha256:
+        raise ModelLoadError(f"Model weights {weights_path} have SHA-256 {actual}, but the model card "
+                             f"says {info.sha256}. Refusing to load a file that is not the released one.")
+    return info, weights_path
+
+
+class KerasClassifier:
+    """The trained Keras ResNet, loaded once per process and safe to call from several threads."""
+
+    def __init__(self, card_path: str | Path):
+        self.info, weights_path = read_model_card(card_path)
+        import keras
+        import tensorflow as tf
+        from tf_keras_vis.gradcam import Gradcam
+
+        # safe_mode refuses lambda layers and arbitrary code in the archive (CVE-2025-1550 class).
+        self.model = keras.models.load_model(weights_path, compile=False, safe_mode=True)
+        self.feature_layer = self.info.card.get("feature_layer", "features")
+        size = self.info.input_size
+        self._logits = tf.function(
+            lambda image, metadata: self.model({"image": image, "metadata": metadata}, training=False),
+            input_signature=[tf.TensorSpec((None, size, size, 3), tf.float32),
+                             tf.TensorSpec((None, preprocessing.METADATA_SIZE), tf.float32)],
+            reduce_retracing=True,
+        )
+        # The model outputs logits, so no activation swap is needed (and the served model is
+        # never modified); the Grad-CAM wrapper is built once, not per request.
+        self._gradcam = Gradcam(self.model, clone=False)
+        self._gradcam_lock = threading.Lock()
+        self.device = "GPU" if tf.config.list_physical_devices("GPU") else "CPU"
+        self.predict_probabilities(np.zeros((size, size, 3), np.uint8))  # trace once at startup
+
+    def _inputs(self, rgb, age, sex, site):
+        image = preprocessing.network_input(rgb, self.info.input_size)[None]
+        metadata = preprocessing.encode_metadata(age, sex, site)[None]
+        return image, metadata
+
+    def _calibrated(self, logits: np.ndarray) -> np.ndarray:
+        scaled = logits.astype(np.float64) / self.info.temperature
+        exp = np.exp(scaled - scaled.max())
+        return exp / exp.sum()
+
+    def predict_probabilities(self, rgb, age=None, sex=None, site=None) -> np.ndarray:
+        image, metadata = self._inputs(rgb, age, sex, site)
+        return self._calibrated(self._logits(image, metadata).numpy()[0])
+
+    def analyse(self, rgb, age=None, sex=None, site=None) -> Prediction:
+        import tensorflow as tf
+
+        image, metadata = self._inputs(rgb, age, sex, site)
+        captured = []
+
+        def top_class_logit(output):
+            # One forward pass gives both the logits (kept) and the Grad-CAM gradients.
+            captured.append(output)
+            return tf.reduce_max(output, axis=-1)
+
+        with self._gradcam_lock:  # tf-keras-vis builds a Keras sub-model on each call; not thread-safe
+            cams = self._gradcam(top_class_logit, [image, metadata],
+                                 penultimate_layer=self.feature_layer, expand_cam=False)
+        cam = np.asarray(cams[0] if isinstance(cams, list) else cams, np.float32)[0]
+        probabilities = self._calibrated(np.asarray(captured[-1])[0])
+        top = CLASSES[int(np.argmax(probabilities))]
+        return Prediction(
+            probabilities={name: float(p) for name, p in zip(CLASSES, probabilities)},
+            heatmap=upsample_heatmap(cam, self.info.input_size),
+            heatmap_class=top,
+        )
+
+
+def upsample_heatmap(cam: np.ndarray, size: int) -> np.ndarray:
+    """Coarse class-activation map -> (size, size) float32 in [0, 1]; never NaN.
+
+    An all-zero (or non-finite) map stays all zeros instead of dividing by zero.
+    """
+    import cv2
+
+    cam = np.nan_to_num(np.asarray(cam, np.float32), nan=0.0, posinf=0.0, neginf=0.0)
+    cam = np.maximum(cam, 0.0)
+    peak = float(cam.max()) if cam.size else 0.0
+    cam = cam / peak if peak > 0 else np.zeros_like(cam)
+    resized = cv2.resize(cam, (size, size), interpolation=cv2.INTER_CUBIC)
+    return np.clip(resized, 0.0, 1.0).astype(np.float32)

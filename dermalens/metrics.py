@@ -1,0 +1,141 @@
+"""Classification metrics on plain arrays, the ISIC 2018 Task 3 way (no framework dependencies).
+
+Conventions: `labels` are int class indices in `lesions.CLASSES` order; `probabilities` is an
+(n, 7) array whose rows sum to 1; confusion-matrix rows are the truth, columns the prediction.
+"""
+
+import numpy as np
+
+from dermalens.lesions import CLASSES, MALIGNANT_CLASSES
+
+MALIGNANT_INDICES = [CLASSES.index(name) for name in MALIGNANT_CLASSES]
+MELANOMA_INDEX = CLASSES.index("mel")
+
+
+def confusion_matrix(labels, predictions, num_classes: int = len(CLASSES)) -> np.ndarray:
+    matrix = np.zeros((num_classes, num_classes), dtype=np.int64)
+    np.add.at(matrix, (np.asarray(labels, int), np.asarray(predictions, int)), 1)
+    return matrix
+
+
+def recall_per_class(matrix: np.ndarray) -> np.ndarray:
+    """Per-class recall; NaN for a class with no true examples."""
+    support = matrix.sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(support > 0, np.diag(matrix) / support, np.nan)
+
+
+def precision_per_class(matrix: np.ndarray) -> np.ndarray:
+    """Per-class precision; NaN for a class never predicted."""
+    predicted = matrix.sum(axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(predicted > 0, np.diag(matrix) / predicted, np.nan)
+
+
+def balanced_accuracy(matrix: np.ndarray) -> float:
+    """Mean recall over the classes present in the truth (ISIC 2018 headline metric)."""
+    return float(np.nanmean(recall_per_class(matrix)))
+
+
+def roc_auc(binary_labels, scores) -> float:
+    """Area under the ROC curve via the rank statistic (ties count half); NaN if one class only."""
+    binary_labels = np.asarray(binary_labels, bool)
+    scores = np.asarray(scores, float)
+    positives, negatives = binary_labels.sum(), (~binary_labels).sum()
+    if positives == 0 or negatives == 0:
+        return float("nan")
+    order = np.argsort(scores, kind="mergesort")
+    ranks = np.empty(len(scores))
+    sorted_scores = scores[order]
+    # Average ranks over tied scores.
+    start = 0
+    for end in range(1, len(scores) + 1):
+        if end == len(scores) or sorted_scores[end] != sorted_scores[start]:
+            ranks[order[start:end]] = (start + end + 1) / 2.0
+            start = end
+    rank_sum = ranks[binary_labels].sum()
+    return float((rank_sum - positives * (positives + 1) / 2.0) / (positives * negatives))
+
+
+def roc_curve(binary_labels, scores) -> tuple[np.ndarray, np.ndarray]:
+    """(false positive rates, true positive rates) over every distinct threshold, from (0,0) to (1,1)."""
+    binary_labels = np.asarray(binary_labels, bool)
+    order = np.argsort(-np.asarray(scores, float), kind="mergesort")
+    hits = binary_labels[order]
+    tpr = np.concatenate([[0.0], np.cumsum(hits) / max(1, hits.sum())])
+    fpr = np.concatenate([[0.0], np.cumsum(~hits) / max(1, (~hits).sum())])
+    return fpr, tpr
+
+
+def expected_calibration_error(labels, probabilities, bins: int = 15) -> float:
+    """Top-label ECE: |confidence - accuracy| averaged over equal-width confidence bins."""
+    probabilities = np.asarray(probabilities, float)
+    confidence = probabilities.max(axis=1)
+    correct = probabilities.argmax(axis=1) == np.asarray(labels, int)
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    error = 0.0
+    for low, high in zip(edges[:-1], edges[1:]):
+        in_bin = (confidence > low) & (confidence <= high)
+        if in_bin.any():
+            error += in_bin.mean() * abs(confidence[in_bin].mean() - correct[in_bin].mean())
+    return float(error)
+
+
+def malignant_probability(probabilities) -> np.ndarray:
+    return np.asarray(probabilities, float)[:, MALIGNANT_INDICES].sum(axis=1)
+
+
+def classification_report(labels, probabilities) -> dict:
+    """All headline figures for a labelled set, as JSON-ready plain Python values."""
+    labels = np.asarray(labels, int)
+    probabilities = np.asarray(probabilities, float)
+    matrix = confusion_matrix(labels, probabilities.argmax(axis=1))
+    truly_malignant = np.isin(labels, MALIGNANT_INDICES)
+    return {
+        "n": int(len(labels)),
+        "accuracy": float(np.trace(matrix) / max(1, matrix.sum())),
+        "balanced_accuracy": balanced_accuracy(matrix),
+        "recall": _per_class(recall_per_class(matrix)),
+        "precision": _per_class(precision_per_class(matrix)),
+        "confusion_matrix": matrix.tolist(),
+        "auc_malignant": _finite_or_none(roc_auc(truly_malignant, malignant_probability(probabilities))),
+        "auc_melanoma": _finite_or_none(roc_auc(labels == MELANOMA_INDEX, probabilities[:, MELANOMA_INDEX])),
+        "ece": expected_calibration_error(labels, probabilities),
+    }
+
+
+def _finite_or_none(value: float) -> float | None:
+    """JSON has no NaN: an undefined figure (e.g. AUC with one class present) becomes null."""
+    return None if np.isnan(value) else float(value)
+
+
+def _per_class(values: np.ndarray) -> dict:
+    return {name: (None if np.isnan(value) else float(value)) for name, value in zip(CLASSES, values)}
+
+
+def softmax(logits, temperature: float = 1.0) -> np.ndarray:
+    scaled = np.asarray(logits, np.float64) / temperature
+    scaled -= scaled.max(axis=-1, keepdims=True)
+    exp = np.exp(scaled)
+    return exp / exp.sum(axis=-1, keepdims=True)
+
+
+def fit_temperature(logits, labels) -> float:
+    """The temperature minimising validation negative log-likelihood (Guo et al., 2017)."""
+    logits = np.asarray(logits, np.float64)
+    labels = np.asarray(labels, int)
+
+    def nll(temperature: float) -> float:
+        probabilities = softmax(logits, temperature)
+        return float(-np.log(probabilities[np.arange(len(labels)), labels] + 1e-12).mean())
+
+    # Golden-section search on log T over [0.05, 20]: NLL is unimodal in T.
+    low, high = np.log(0.05), np.log(20.0)
+    ratio = (np.sqrt(5) - 1) / 2
+    for _ in range(80):
+        a, b = high - ratio * (high - low), low + ratio * (high - low)
+        if nll(np.exp(a)) < nll(np.exp(b)):
+            high = b
+        else:
+            low = a
+    return float(np.exp((low + high) / 2))

@@ -1,0 +1,59 @@
+"""The classifier network: a small ResNet (basic residual blocks) with an optional metadata input.
+
+The model maps (image tensor, metadata vector) to 7 logits in `lesions.CLASSES` order.
+Probabilities are softmax(logits / temperature); the temperature is fitted after training and
+stored in the model card, so the saved network itself is never modified for calibration.
+"""
+
+import keras
+from keras import layers
+
+# Name of the last convolutional feature map, used by Grad-CAM.
+FEATURE_LAYER = "features"
+IMAGE_INPUT = "image"
+METADATA_INPUT = "metadata"
+
+
+def build_resnet(input_size: int, metadata_size: int, num_classes: int = 7,
+                 widths: tuple[int, ...] = (32, 64, 128, 256), blocks_per_stage: int = 2,
+                 dropout: float = 0.3) -> keras.Model:
+    """A ResNet-18-style network (2 basic blocks per stage by default) of configurable width."""
+    image = keras.Input((input_size, input_size, 3), name=IMAGE_INPUT)
+    metadata = keras.Input((metadata_size,), name=METADATA_INPUT)
+
+    x = _conv_bn_relu(image, widths[0], 3, strides=2, name="stem1")
+    x = _conv_bn_relu(x, widths[0], 3, name="stem2")
+    x = layers.MaxPooling2D(3, strides=2, padding="same", name="stem_pool")(x)
+    for stage, width in enumerate(widths):
+        for block in range(blocks_per_stage):
+            strides = 2 if block == 0 and stage > 0 else 1
+            x = _basic_block(x, width, strides, name=f"stage{stage + 1}_block{block + 1}")
+    x = layers.Activation("linear", name=FEATURE_LAYER)(x)
+
+    pooled = layers.GlobalAveragePooling2D(name="pool")(x)
+    meta = layers.Dense(32, activation="relu", name="metadata_dense")(metadata)
+    joined = layers.Concatenate(name="joined")([pooled, meta])
+    joined = layers.Dropout(dropout, name="dropout")(joined)
+    logits = layers.Dense(num_classes, name="logits")(joined)
+    return keras.Model({IMAGE_INPUT: image, METADATA_INPUT: metadata}, logits, name="dermalens_resnet")
+
+
+def _conv_bn_relu(x, filters, kernel, strides=1, name=""):
+    x = layers.Conv2D(filters, kernel, strides=strides, padding="same", use_bias=False,
+                      kernel_initializer="he_normal", name=f"{name}_conv")(x)
+    x = layers.BatchNormalization(name=f"{name}_bn")(x)
+    return layers.ReLU(name=f"{name}_relu")(x)
+
+
+def _basic_block(x, filters, strides, name):
+    shortcut = x
+    y = _conv_bn_relu(x, filters, 3, strides=strides, name=f"{name}_a")
+    y = layers.Conv2D(filters, 3, padding="same", use_bias=False, kernel_initializer="he_normal",
+                      name=f"{name}_b_conv")(y)
+    # Zero-initialised last BN: each block starts as identity, which trains faster from scratch.
+    y = layers.BatchNormalization(gamma_initializer="zeros", name=f"{name}_b_bn")(y)
+    if strides != 1 or shortcut.shape[-1] != filters:
+        shortcut = layers.Conv2D(filters, 1, strides=strides, use_bias=False,
+                                 kernel_initializer="he_normal", name=f"{name}_proj_conv")(shortcut)
+        shortcut = layers.BatchNormalization(name=f"{name}_proj_bn")(shortcut)
+    return layers.ReLU(name=f"{name}_out")(layers.Add(name=f"{name}_add")([y, shortcut]))

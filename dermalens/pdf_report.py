@@ -1,0 +1,158 @@
+"""Printable PDF report of one analysis (ReportLab), built from plain data.
+
+Every dynamic value passes through `escape` before it reaches a Paragraph: ReportLab parses a
+small markup language, and an unescaped patient note could otherwise inject tags (including
+<img src=...>, which would make ReportLab fetch a URL).
+"""
+
+import io
+from dataclasses import dataclass
+from xml.sax.saxutils import escape
+
+from reportlab.lib import colors
+from reportlab.lib.pagesizes import A4, LETTER
+from reportlab.lib.styles import ParagraphStyle, getSampleStyleSheet
+from reportlab.lib.units import mm
+from reportlab.platypus import Image, Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
+
+PAPER_SIZES = {"a4": A4, "letter": LETTER}
+SERVICE_NAME = "DermaLens"
+INTENDED_USE = (
+    "Decision support for qualified clinicians. This is not a diagnosis and not a medical device. "
+    "The result must be interpreted together with the clinical history and examination; "
+    "histology remains the reference standard."
+)
+HEATMAP_NOTE = ("The heatmap (Grad-CAM) shows which image regions most influenced the top class. "
+                "It is not proof of a finding and not a lesion boundary.")
+
+
+@dataclass(frozen=True)
+class ReportData:
+    """Everything printed on the report, already resolved to display strings and bytes."""
+
+    analysis_id: str
+    created_at: str
+    clinician: str
+    patient_ref: str
+    lesion_ref: str
+    age: str
+    sex: str
+    site: str
+    note: str
+    image_jpeg: bytes
+    heatmap_png: bytes
+    image_size: tuple[int, int]
+    ranked_classes: list[tuple[str, str, float]]  # (code, name, probability), most likely first
+    malignant_probability: float
+    risk_label: str
+    risk_action: str
+    indeterminate_reasons: list[str]
+    model_name: str
+    model_version: str
+    model_sha256: str
+
+
+def build_report(data: ReportData, paper: str = "a4") -> bytes:
+    """Render the report; `paper` is "a4" or "letter". Returns the PDF bytes."""
+    page_size = PAPER_SIZES.get(paper, A4)
+    buffer = io.BytesIO()
+    document = SimpleDocTemplate(buffer, pagesize=page_size, leftMargin=16 * mm,
+                                 rightMargin=16 * mm, topMargin=14 * mm, bottomMargin=14 * mm,
+                                 title=f"{SERVICE_NAME} analysis {data.analysis_id}",
+                                 author=SERVICE_NAME)
+    styles = _styles()
+    width = page_size[0] - 32 * mm
+    story = [
+        Paragraph(f"{SERVICE_NAME} - lesion analysis report", styles["title"]),
+        Paragraph(escape(INTENDED_USE), styles["warning"]),
+        Spacer(1, 3 * mm),
+        _table([
+            ["Patient reference", data.patient_ref, "Lesion reference", data.lesion_ref],
+            ["Age", data.age, "Sex", data.sex],
+            ["Body site", data.site, "Clinician", data.clinician],
+            ["Date and time (UTC)", data.created_at, "Analysis ID", data.analysis_id],
+        ], styles, width),
+        Spacer(1, 3 * mm),
+        _images(data, width),
+        Paragraph(escape(HEATMAP_NOTE), styles["small"]),
+        Spacer(1, 3 * mm),
+        Paragraph("Result", styles["heading"]),
+    ]
+    if data.indeterminate_reasons:
+        reasons = "; ".join(escape(reason) for reason in data.indeterminate_reasons)
+        story.append(Paragraph(f"<b>INDETERMINATE</b> - {reasons}. The probabilities below are "
+                               "not reliable for this image.", styles["warning"]))
+    story.append(_table([
+        ["Risk category", data.risk_label],
+        ["Recommended action", data.risk_action],
+        ["Malignant probability (mel + bcc + akiec)", f"{data.malignant_probability:.0%}"],
+    ], styles, width, label_columns=(0,)))
+    story += [Spacer(1, 2 * mm), Paragraph("Most likely diagnoses (calibrated probabilities)",
+                                           styles["subheading"])]
+    story.append(_table([[f"{index + 1}. {name} ({code})", f"{probability:.1%}"]
+                         for index, (code, name, probability) in enumerate(data.ranked_classes[:3])],
+                        styles, width, label_columns=()))
+    if data.note:
+        story += [Spacer(1, 2 * mm), Paragraph("Note", styles["subheading"]),
+                  Paragraph(escape(data.note).replace("\n", "<br/>"), styles["body"])]
+    story += [
+        Spacer(1, 3 * mm),
+        Paragraph("Model", styles["subheading"]),
+        Paragraph(escape(f"{data.model_name} version {data.model_version}; weights SHA-256 "
+                         f"{data.model_sha256}"), styles["small"]),
+        Spacer(1, 4 * mm),
+        Paragraph("Clinician's assessment", styles["subheading"]),
+        _table([["Clinical impression", ""], ["Histology / follow-up", ""],
+                ["Name and signature", ""], ["Date", ""]], styles, width, label_columns=(0,),
+               row_height=11 * mm),
+    ]
+    document.build(story, onFirstPage=_footer, onLaterPages=_footer)
+    return buffer.getvalue()
+
+
+def _styles() -> dict:
+    base = getSampleStyleSheet()
+    return {
+        "title": ParagraphStyle("title", parent=base["Title"], fontSize=16, spaceAfter=4),
+        "heading": ParagraphStyle("heading", parent=base["Heading2"], fontSize=13, spaceAfter=2),
+        "subheading": ParagraphStyle("subheading", parent=base["Heading3"], fontSize=11, spaceAfter=2),
+        "body": ParagraphStyle("body", parent=base["BodyText"], fontSize=9.5, leading=12),
+        "cell": ParagraphStyle("cell", parent=base["BodyText"], fontSize=9, leading=11),
+        "small": ParagraphStyle("small", parent=base["BodyText"], fontSize=8, leading=10,
+                                textColor=colors.HexColor("#333333")),
+        "warning": ParagraphStyle("warning", parent=base["BodyText"], fontSize=9, leading=11.5,
+                                  backColor=colors.HexColor("#fff4e5"), borderPadding=4,
+                                  borderColor=colors.HexColor("#b35c00"), borderWidth=0.6),
+    }
+
+
+def _table(rows, styles, width, label_columns=(0, 2), row_height=None) -> Table:
+    cells = [[Paragraph(escape(str(value)), styles["cell"]) for value in row] for row in rows]
+    columns = len(rows[0])
+    table = Table(cells, colWidths=[width / columns] * columns,
+                  rowHeights=[row_height] * len(rows) if row_height else None)
+    commands = [("GRID", (0, 0), (-1, -1), 0.4, colors.HexColor("#999999")),
+                ("VALIGN", (0, 0), (-1, -1), "TOP")]
+    commands += [("BACKGROUND", (column, 0), (column, -1), colors.HexColor("#eef2f5"))
+                 for column in label_columns]
+    table.setStyle(TableStyle(commands))
+    return table
+
+
+def _images(data: ReportData, width) -> Table:
+    image_width, image_height = data.image_size
+    box = (width - 6 * mm) / 2
+    scale = min(box / image_width, (70 * mm) / image_height)
+    size = (image_width * scale, image_height * scale)
+    table = Table([[Image(io.BytesIO(data.image_jpeg), *size), Image(io.BytesIO(data.heatmap_png), *size)],
+                   ["Image as analysed", "Grad-CAM heatmap overlay"]], colWidths=[box + 3 * mm] * 2)
+    table.setStyle(TableStyle([("ALIGN", (0, 0), (-1, -1), "CENTER"), ("FONTSIZE", (0, 1), (-1, 1), 8)]))
+    return table
+
+
+def _footer(canvas, document) -> None:
+    canvas.saveState()
+    canvas.setFont("Helvetica", 7.5)
+    canvas.drawString(16 * mm, 8 * mm, f"{SERVICE_NAME} - decision support, not a diagnosis. "
+                                       f"Page {document.page}")
+    canvas.restoreState()

@@ -1,0 +1,149 @@
+"""Image decoding and preprocessing shared by training, evaluation and the web app.
+
+Contract: every path into the network goes through `decode_image` (untrusted bytes -> 8-bit RGB
+array) and then `network_input` (RGB array -> float32 tensor of shape (size, size, 3)). Training
+uses the same two functions for its validation data and to build the canvases it augments, so a
+served image and a validation image of the same file give the same tensor.
+"""
+
+import io
+import warnings
+
+import cv2
+import numpy as np
+from PIL import Image, ImageOps
+
+from dermalens.lesions import BODY_SITES, MAX_AGE, SEXES
+
+# Formats we accept, judged by content. Anything else (GIF, TIFF, WebP, SVG...) is refused.
+ACCEPTED_FORMATS = ("JPEG", "PNG")
+# 6000x4000 camera photos are 24 MP; anything far above that is refused before decoding.
+MAX_PIXELS = 40_000_000
+MIN_SIDE = 32
+
+_MAGIC = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n")
+
+# Length of the metadata vector: age (value, known flag) + one-hot sex + one-hot body site.
+METADATA_SIZE = 2 + len(SEXES) + len(BODY_SITES)
+
+
+class InvalidImage(ValueError):
+    """The bytes are not an acceptable JPEG/PNG image; the message is safe to show to a user."""
+
+
+def decode_image(data: bytes, max_side: int | None = None) -> np.ndarray:
+    """Decode untrusted JPEG/PNG bytes into an (H, W, 3) uint8 RGB array.
+
+    EXIF orientation is applied; alpha, palette, grayscale, CMYK and 16-bit images are normalised
+    to 8-bit RGB; only the first frame of an animation is used. With `max_side`, the result is
+    shrunk (aspect kept) so that its longer side is at most `max_side`; large JPEGs are then decoded
+    at reduced scale, which is much faster.
+
+    :raise InvalidImage: empty data, a format other than JPEG/PNG, too many or too few pixels,
+        or a truncated / corrupt file.
+    """
+    if not data:
+        raise InvalidImage("The file is empty.")
+    if not data.startswith(_MAGIC):
+        raise InvalidImage("The file is not a JPEG or PNG image.")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            image = Image.open(io.BytesIO(data), formats=ACCEPTED_FORMATS)
+            width, height = image.size
+            if width * height > MAX_PIXELS:
+                raise InvalidImage(
+                    f"The image has too many pixels ({width}x{height}); the limit is "
+                    f"{MAX_PIXELS // 1_000_000} megapixels."
+                )
+            if min(width, height) < MIN_SIDE:
+                raise InvalidImage(
+                    f"The image is too small ({width}x{height}); each side needs at least "
+                    f"{MIN_SIDE} pixels."
+                )
+            if max_side and image.format == "JPEG":
+                # draft() picks a DCT scale that keeps both sides >= the requested size.
+                image.draft("RGB", (max_side, max_side))
+            image.load()
+            image = ImageOps.exif_transpose(image)
+            rgb = _to_rgb8(image)
+    except InvalidImage:
+        raise
+    except (OSError, SyntaxError, ValueError, MemoryError, EOFError, Image.DecompressionBombError,
+            Image.DecompressionBombWarning) as error:
+        raise InvalidImage("The image file is damaged or incomplete.") from error
+    if max_side and max(rgb.shape[:2]) > max_side:
+        rgb = _shrink_to(rgb, max_side)
+    return rgb
+
+
+def _to_rgb8(image: Image.Image) -> np.ndarray:
+    """Any Pillow mode -> contiguous (H, W, 3) uint8 RGB; transparency is composed on white."""
+    if image.mode in ("I;16", "I;16B", "I;16L", "I"):
+        # 16-bit grayscale PNG: scale to 8 bits instead of clipping.
+        wide = np.asarray(image, dtype=np.float64)
+        image = Image.fromarray(np.clip(wide / 257.0, 0, 255).astype(np.uint8), mode="L")
+    if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
+        image = image.convert("RGBA")
+        background = Image.new("RGBA", image.size, (255, 255, 255, 255))
+        image = Image.alpha_composite(background, image)
+    return np.ascontiguousarray(np.asarray(image.convert("RGB"), dtype=np.uint8))
+
+
+def _shrink_to(rgb: np.ndarray, max_side: int) -> np.ndarray:
+    height, width = rgb.shape[:2]
+    scale = max_side / max(height, width)
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    return cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
+
+
+def center_square(rgb: np.ndarray) -> np.ndarray:
+    """The largest centred square of the image (dermoscopic lesions are centred by convention)."""
+    height, width = rgb.shape[:2]
+    side = min(height, width)
+    top, left = (height - side) // 2, (width - side) // 2
+    return rgb[top:top + side, left:left + side]
+
+
+def resize_shorter_side(rgb: np.ndarray, side: int) -> np.ndarray:
+    """Resize so the shorter side is `side` pixels, keeping the aspect ratio."""
+    height, width = rgb.shape[:2]
+    scale = side / min(height, width)
+    size = (max(side, round(width * scale)), max(side, round(height * scale)))
+    interpolation = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
+    return cv2.resize(rgb, size, interpolation=interpolation)
+
+
+def prepare_image(rgb: np.ndarray, size: int) -> np.ndarray:
+    """RGB image of any size/aspect -> (size, size, 3) uint8: centre square, area-resized."""
+    square = center_square(rgb)
+    interpolation = cv2.INTER_AREA if square.shape[0] > size else cv2.INTER_LINEAR
+    return cv2.resize(square, (size, size), interpolation=interpolation)
+
+
+def normalise(prepared: np.ndarray) -> np.ndarray:
+    """uint8 pixels -> float32 in [-1, 1], the scale the network is trained on."""
+    return prepared.astype(np.float32) / 127.5 - 1.0
+
+
+def network_input(rgb: np.ndarray, size: int) -> np.ndarray:
+    """The network's image tensor for one RGB image: prepare, then normalise."""
+    return normalise(prepare_image(rgb, size))
+
+
+def encode_metadata(age: float | None = None, sex: str | None = None,
+                    site: str | None = None) -> np.ndarray:
+    """Patient metadata -> float32 vector of METADATA_SIZE; any field may be None (unknown).
+
+    Layout: [age / MAX_AGE, age known], one-hot sex, one-hot body site. Unknown values are all
+    zeros, which the network saw during training through metadata dropout.
+    """
+    vector = np.zeros(METADATA_SIZE, dtype=np.float32)
+    if age is not None and not np.isnan(age):
+        vector[0] = float(age) / MAX_AGE
+        vector[1] = 1.0
+    if sex in SEXES:
+        vector[2 + SEXES.index(sex)] = 1.0
+    if site in BODY_SITES:
+        vector[2 + len(SEXES) + BODY_SITES.index(site)] = 1.0
+    return vector

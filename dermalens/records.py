@@ -1,0 +1,100 @@
+"""Database records: users and their analyses."""
+
+import json
+import secrets
+from datetime import datetime, timezone
+
+from flask_login import UserMixin
+from sqlalchemy import ForeignKey, Index, String, Text
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+from werkzeug.security import check_password_hash, generate_password_hash
+
+from dermalens.extensions import db
+from dermalens.lesions import CLASSES
+
+
+def utc_now() -> datetime:
+    return datetime.now(timezone.utc).replace(tzinfo=None)
+
+
+def new_public_id() -> str:
+    """Random, unguessable identifier used in URLs instead of row numbers."""
+    return secrets.token_urlsafe(16)
+
+
+class User(UserMixin, db.Model):
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    username: Mapped[str] = mapped_column(String(64), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(256))
+    created_at: Mapped[datetime] = mapped_column(default=utc_now)
+
+    analyses: Mapped[list["Analysis"]] = relationship(back_populates="owner", passive_deletes=True)
+
+    def set_password(self, password: str) -> None:
+        # Werkzeug's default is scrypt (memory-hard).
+        self.password_hash = generate_password_hash(password, method="scrypt")
+
+    def check_password(self, password: str) -> bool:
+        return check_password_hash(self.password_hash, password)
+
+
+class Analysis(db.Model):
+    """One image analysed for one clinician, with everything needed to show it again unchanged."""
+
+    __tablename__ = "analyses"
+    __table_args__ = (
+        Index("ix_analyses_owner_created", "user_id", "created_at"),
+        Index("ix_analyses_owner_patient", "user_id", "patient_ref"),
+        Index("ix_analyses_owner_risk", "user_id", "risk_category"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    public_id: Mapped[str] = mapped_column(String(32), unique=True, default=new_public_id)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    created_at: Mapped[datetime] = mapped_column(default=utc_now)
+    updated_at: Mapped[datetime] = mapped_column(default=utc_now, onupdate=utc_now)
+
+    # Inputs, as the clinician entered them (all optional except the image).
+    patient_ref: Mapped[str | None] = mapped_column(String(64))
+    lesion_ref: Mapped[str | None] = mapped_column(String(64))
+    age: Mapped[int | None]
+    sex: Mapped[str | None] = mapped_column(String(8))
+    site: Mapped[str | None] = mapped_column(String(32))
+    note: Mapped[str | None] = mapped_column(Text)
+    original_filename: Mapped[str | None] = mapped_column(String(255))
+
+    # Stored files, relative to the upload folder, named by the app.
+    image_file: Mapped[str] = mapped_column(String(80))
+    heatmap_file: Mapped[str] = mapped_column(String(80))
+    image_width: Mapped[int]
+    image_height: Mapped[int]
+
+    # Result.
+    probabilities_json: Mapped[str] = mapped_column(Text)
+    top_class: Mapped[str] = mapped_column(String(8))
+    malignant_probability: Mapped[float]
+    risk_category: Mapped[str] = mapped_column(String(16))
+    indeterminate_reasons_json: Mapped[str] = mapped_column(Text, default="[]")
+    heatmap_class: Mapped[str] = mapped_column(String(8))
+
+    model_name: Mapped[str] = mapped_column(String(64))
+    model_version: Mapped[str] = mapped_column(String(32))
+    model_sha256: Mapped[str] = mapped_column(String(64))
+
+    owner: Mapped[User] = relationship(back_populates="analyses")
+
+    @property
+    def probabilities(self) -> dict[str, float]:
+        return json.loads(self.probabilities_json)
+
+    @property
+    def ranked_classes(self) -> list[tuple[str, float]]:
+        """All classes with their probability, most likely first."""
+        probabilities = self.probabilities
+        return sorted(((name, probabilities[name]) for name in CLASSES), key=lambda item: -item[1])
+
+    @property
+    def indeterminate_reasons(self) -> list[str]:
+        return json.loads(self.indeterminate_reasons_json)

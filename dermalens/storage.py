@@ -1,0 +1,68 @@
+"""Files of analyses: re-encoded images and heatmap overlays under generated names.
+
+Only pixels the app decoded and re-encoded are ever written (no EXIF, no appended bytes), under
+names made here, inside the upload folder; names from users are never used as paths.
+"""
+
+import os
+import re
+import secrets
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+JPEG_QUALITY = 92
+_STORED_NAME = re.compile(r"^[A-Za-z0-9_-]{20,40}\.(jpg|png)$")
+
+
+class StorageError(RuntimeError):
+    pass
+
+
+def encode_jpeg(rgb: np.ndarray) -> bytes:
+    ok, buffer = cv2.imencode(".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR),
+                              [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
+    if not ok:
+        raise StorageError("could not encode JPEG")
+    return buffer.tobytes()
+
+
+def encode_png(rgb: np.ndarray) -> bytes:
+    # Fast compression level: the overlay is written once per analysis, on the request path.
+    ok, buffer = cv2.imencode(".png", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR),
+                              [cv2.IMWRITE_PNG_COMPRESSION, 1])
+    if not ok:
+        raise StorageError("could not encode PNG")
+    return buffer.tobytes()
+
+
+def write_new_file(folder: str | Path, data: bytes, extension: str) -> str:
+    """Write bytes under a new random name, atomically (temp file + rename); return the name."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    name = f"{secrets.token_urlsafe(18)}.{extension}"
+    temporary = folder / f".{name}.part"
+    try:
+        with open(temporary, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, folder / name)
+    finally:
+        temporary.unlink(missing_ok=True)
+    return name
+
+
+def stored_path(folder: str | Path, name: str) -> Path:
+    """Path of a stored file; refuses anything that is not a name this module generated."""
+    if not _STORED_NAME.match(name or ""):
+        raise StorageError(f"not a stored file name: {name!r}")
+    return Path(folder) / name
+
+
+def remove_files(folder: str | Path, *names: str) -> None:
+    """Delete stored files; missing files are fine (deletion is idempotent)."""
+    for name in names:
+        if name:
+            stored_path(folder, name).unlink(missing_ok=True)

@@ -1,0 +1,407 @@
+"""Train the lesion classifier from a HAM10000-style folder, reproducibly and resumably.
+
+    python -m dermalens.train --data ../shared/data/ham10000 --out models/
+
+The folder holds `HAM10000_metadata.csv` (lesion_id,image_id,dx,...,age,sex,localization) and
+`images/<image_id>.jpg`. Images are split by lesion_id (stratified by diagnosis, fixed seed) so
+that no lesion has photos on both sides. Class imbalance is answered with inverse-frequency loss
+weights; probabilities are calibrated afterwards by temperature scaling on the validation split.
+
+Outputs in --out: `<name>.keras` (network), `<name>.json` (model card data), `<name>.split.csv`,
+`<name>.training-log.csv`, `<name>.training-curve.png`. Checkpoints (one per epoch, for --resume)
+go to --work-dir.
+"""
+
+import argparse
+import csv
+import hashlib
+import json
+import os
+import shlex
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from dermalens import metrics, preprocessing
+from dermalens.lesions import CLASSES
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+# Canvas the training augmentations crop from; the validation/serving input is the centre
+# square resized straight to input_size, which equals a full-canvas crop.
+CANVAS_SCALE = 1.25
+LOG_FIELDS = ("epoch", "loss", "val_loss", "val_accuracy", "val_balanced_accuracy",
+              "learning_rate", "seconds")
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--data", required=True, type=Path, help="HAM10000-style folder")
+    parser.add_argument("--out", required=True, type=Path, help="folder for the shipped model")
+    parser.add_argument("--name", default="dermalens-resnet18s-v1", help="model name")
+    parser.add_argument("--work-dir", type=Path, help="checkpoints (default .training/<name>)")
+    parser.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
+    parser.add_argument("--epochs", type=int, default=36)
+    parser.add_argument("--patience", type=int, default=8,
+                        help="stop after this many epochs without a better val balanced accuracy")
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--learning-rate", type=float, default=2e-3)
+    parser.add_argument("--input-size", type=int, default=128)
+    parser.add_argument("--widths", default="32,64,128,256", help="channels per ResNet stage")
+    parser.add_argument("--val-fraction", type=float, default=0.15)
+    parser.add_argument("--seed", type=int, default=20261121)
+    parser.add_argument("--limit", type=int, help="use only the first N images (smoke runs)")
+    return parser.parse_args(argv)
+
+
+def read_metadata(data_dir: Path, limit: int | None = None) -> list[dict]:
+    """Rows of the metadata CSV with `age` as float or None and unknown values as None."""
+    with open(data_dir / "HAM10000_metadata.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    for row in rows:
+        row["age"] = float(row["age"]) if row.get("age") not in (None, "", "unknown") else None
+        for key in ("sex", "localization"):
+            if row.get(key) in (None, "", "unknown"):
+                row[key] = None
+    return rows[:limit] if limit else rows
+
+
+def split_by_lesion(rows: list[dict], val_fraction: float, seed: int) -> dict[str, str]:
+    """image_id -> "train" | "val"; every image of a lesion lands on the same side.
+
+    Lesions are stratified by diagnosis so each class keeps `val_fraction` of its lesions (at
+    least one) in validation.
+    """
+    lesion_dx = {}
+    for row in rows:
+        lesion_dx.setdefault(row["lesion_id"], row["dx"])
+    rng = np.random.default_rng(seed)
+    val_lesions = set()
+    for dx in CLASSES:
+        lesions = sorted(lesion for lesion, label in lesion_dx.items() if label == dx)
+        rng.shuffle(lesions)
+        count = max(1, round(len(lesions) * val_fraction)) if len(lesions) > 1 else 0
+        val_lesions.update(lesions[:count])
+    return {row["image_id"]: "val" if row["lesion_id"] in val_lesions else "train" for row in rows}
+
+
+def load_arrays(data_dir: Path, rows: list[dict], size: int, canvas: int):
+    """Decode every image once through the shared preprocessing.
+
+    Returns (canvases uint8 (n, canvas, canvas, 3), inputs float32 (n, size, size, 3) exactly as
+    served, metadata float32 (n, METADATA_SIZE), labels int (n,)).
+    """
+    from tqdm import tqdm
+
+    canvases = np.zeros((len(rows), canvas, canvas, 3), np.uint8)
+    inputs = np.zeros((len(rows), size, size, 3), np.float32)
+    metadata = np.zeros((len(rows), preprocessing.METADATA_SIZE), np.float32)
+    for index, row in enumerate(tqdm(rows, desc="decoding", unit="img", mininterval=5)):
+        rgb = preprocessing.decode_image((data_dir / "images" / f"{row['image_id']}.jpg").read_bytes())
+        canvases[index] = preprocessing.prepare_image(rgb, canvas)
+        inputs[index] = preprocessing.network_input(rgb, size)
+        metadata[index] = preprocessing.encode_metadata(row["age"], row["sex"], row["localization"])
+    labels = np.array([CLASSES.index(row["dx"]) for row in rows])
+    return canvases, inputs, metadata, labels
+
+
+def class_weights(labels: np.ndarray) -> np.ndarray:
+    """Inverse-frequency weights, normalised so the average sample weight is 1."""
+    counts = np.bincount(labels, minlength=len(CLASSES)).astype(float)
+    weights = np.where(counts > 0, len(labels) / (len(CLASSES) * np.maximum(counts, 1)), 0.0)
+    return weights.astype(np.float32)
+
+
+def augmented_dataset(canvases, metadata, labels, weights, size, batch_size, seed):
+    """tf.data pipeline: random square crop (49-100% of the area), dihedral flips/rotations,
+    mild colour jitter (dermoscopes differ in white balance), and metadata dropout so the network
+    also works when age, sex or site is unknown."""
+    import tensorflow as tf
+
+    sex_slice = slice(2, 2 + 2)
+    site_slice = slice(4, preprocessing.METADATA_SIZE)
+
+    def augment(canvas, meta, label, weight):
+        image = tf.cast(canvas, tf.float32)
+        side = tf.random.uniform((), 0.7, 1.0)
+        top = tf.random.uniform((), 0.0, 1.0 - side)
+        left = tf.random.uniform((), 0.0, 1.0 - side)
+        box = tf.stack([top, left, top + side, left + side])[None]
+        image = tf.image.crop_and_resize(image[None], box, [0], (size, size))[0]
+        image = tf.image.random_flip_left_right(image)
+        image = tf.image.random_flip_up_down(image)
+        image = tf.image.rot90(image, tf.random.uniform((), 0, 4, tf.int32))
+        image = image / 255.0
+        image = tf.image.random_brightness(image, 0.08)
+        image = tf.image.random_contrast(image, 0.85, 1.15)
+        image = tf.image.random_saturation(image, 0.85, 1.15)
+        image = tf.image.random_hue(image, 0.03)
+        image = tf.clip_by_value(image, 0.0, 1.0) * 2.0 - 1.0
+
+        keep = tf.cast(tf.random.uniform((3,)) > 0.25, tf.float32)
+        meta = tf.concat([meta[:2] * keep[0], meta[sex_slice] * keep[1], meta[site_slice] * keep[2]], 0)
+        return {"image": image, "metadata": meta}, tf.one_hot(label, len(CLASSES)), weight
+
+    sample_weights = weights[labels]
+    dataset = tf.data.Dataset.from_tensor_slices((canvases, metadata, labels, sample_weights))
+    dataset = dataset.shuffle(len(labels), seed=seed, reshuffle_each_iteration=True)
+    dataset = dataset.map(augment, num_parallel_calls=tf.data.AUTOTUNE)
+    return dataset.batch(batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
+
+
+def predict_logits(model, inputs, metadata, batch_size=128) -> np.ndarray:
+    outputs = [model({"image": inputs[i:i + batch_size], "metadata": metadata[i:i + batch_size]},
+                     training=False).numpy() for i in range(0, len(inputs), batch_size)]
+    return np.concatenate(outputs) if outputs else np.zeros((0, len(CLASSES)))
+
+
+class EpochKeeper:
+    """Per-epoch bookkeeping as a Keras callback: validation figures, CSV log, checkpoint, best
+    weights and early stopping. State lives in work_dir/state.json so --resume can pick it up."""
+
+    def __new__(cls, *args, **kwargs):
+        import keras
+
+        class _Callback(keras.callbacks.Callback):
+            def __init__(self, work_dir, val_inputs, val_metadata, val_labels, val_weights,
+                         patience, state):
+                super().__init__()
+                self.work_dir, self.patience, self.state = work_dir, patience, state
+                self.val = (val_inputs, val_metadata, val_labels, val_weights)
+                self.started = time.time()
+
+            def on_epoch_begin(self, epoch, logs=None):
+                self.started = time.time()
+
+            def on_epoch_end(self, epoch, logs=None):
+                inputs, meta, labels, weights = self.val
+                logits = predict_logits(self.model, inputs, meta)
+                probabilities = metrics.softmax(logits)
+                sample_weights = weights[labels]
+                val_loss = float(-(np.log(probabilities[np.arange(len(labels)), labels] + 1e-12)
+                                   * sample_weights).sum() / sample_weights.sum())
+                matrix = metrics.confusion_matrix(labels, probabilities.argmax(axis=1))
+                row = {
+                    "epoch": epoch + 1,
+                    "loss": float(logs["loss"]),
+                    "val_loss": val_loss,
+                    "val_accuracy": float(np.trace(matrix) / matrix.sum()),
+                    "val_balanced_accuracy": metrics.balanced_accuracy(matrix),
+                    "learning_rate": float(self.model.optimizer.learning_rate.numpy()),
+                    "seconds": round(time.time() - self.started, 1),
+                }
+                log_path = self.work_dir / "training-log.csv"
+                new_file = not log_path.exists()
+                with open(log_path, "a", newline="") as handle:
+                    writer = csv.DictWriter(handle, LOG_FIELDS)
+                    if new_file:
+                        writer.writeheader()
+                    writer.writerow(row)
+                if row["val_balanced_accuracy"] > self.state["best_balanced_accuracy"]:
+                    self.state.update(best_balanced_accuracy=row["val_balanced_accuracy"],
+                                      best_epoch=epoch + 1, epochs_without_improvement=0)
+                    self.model.save_weights(self.work_dir / "best.weights.h5")
+                else:
+                    self.state["epochs_without_improvement"] += 1
+                self.state["completed_epochs"] = epoch + 1
+                # Checkpoint (with optimizer state) before the state file, so the state never
+                # points past a checkpoint that exists.
+                self.model.save(self.work_dir / "checkpoint.keras")
+                (self.work_dir / "state.json").write_text(json.dumps(self.state, indent=2))
+                print(f"\nepoch {epoch + 1}: val balanced accuracy "
+                      f"{row['val_balanced_accuracy']:.3f} (best {self.state['best_balanced_accuracy']:.3f}"
+                      f" at {self.state['best_epoch']}), val loss {val_loss:.3f}", flush=True)
+                if self.state["epochs_without_improvement"] >= self.patience:
+                    print("early stopping: no improvement for", self.patience, "epochs", flush=True)
+                    self.state["stopped_early"] = True
+                    self.model.stop_training = True
+
+        return _Callback(*args, **kwargs)
+
+
+def plot_curves(log_path: Path, out_path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    with open(log_path, newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    epochs = [int(row["epoch"]) for row in rows]
+    figure, (loss_axis, score_axis) = plt.subplots(1, 2, figsize=(10, 4))
+    loss_axis.plot(epochs, [float(r["loss"]) for r in rows], label="train loss (weighted)")
+    loss_axis.plot(epochs, [float(r["val_loss"]) for r in rows], label="validation loss (weighted)")
+    loss_axis.set_xlabel("epoch")
+    loss_axis.legend()
+    score_axis.plot(epochs, [float(r["val_balanced_accuracy"]) for r in rows], label="val balanced accuracy")
+    score_axis.plot(epochs, [float(r["val_accuracy"]) for r in rows], label="val accuracy")
+    score_axis.set_xlabel("epoch")
+    score_axis.set_ylim(0, 1)
+    score_axis.legend()
+    figure.tight_layout()
+    figure.savefig(out_path, dpi=100)
+    plt.close(figure)
+
+
+def choose_thresholds(labels: np.ndarray, probabilities: np.ndarray) -> dict:
+    """Risk thresholds from the validation split.
+
+    - `monitor_max_malignant`: a benign-looking lesion is only "monitor" below this malignant
+      probability; set so that at least 95% of malignant validation lesions are referred.
+    - `urgent_malignant`: malignant probability above which referral is urgent whatever the top
+      class; the lowest threshold at which at least half of those flagged are malignant.
+    """
+    malignant = np.isin(labels, metrics.MALIGNANT_INDICES)
+    scores = metrics.malignant_probability(probabilities)
+    top = probabilities.argmax(axis=1)
+    benign_top = ~np.isin(top, metrics.MALIGNANT_INDICES)
+    # Malignant lesions the top class alone would send to "monitor": the threshold must catch
+    # enough of them to reach 95% referral overall.
+    missed_scores = np.sort(scores[malignant & benign_top])
+    allowed_misses = int(np.floor(0.05 * malignant.sum()))
+    if len(missed_scores) <= allowed_misses:
+        monitor_max = 0.5
+    else:
+        monitor_max = float(missed_scores[len(missed_scores) - allowed_misses - 1])
+    urgent = 0.8
+    for threshold in np.arange(0.3, 0.95, 0.01):
+        flagged = scores >= threshold
+        if flagged.sum() and malignant[flagged].mean() >= 0.5:
+            urgent = float(round(threshold, 2))
+            break
+    return {"monitor_max_malignant": round(min(monitor_max, urgent), 4), "urgent_malignant": urgent}
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    import keras
+    import tensorflow as tf
+
+    keras.utils.set_random_seed(args.seed)
+    work_dir = args.work_dir or Path(".training") / args.name
+    work_dir.mkdir(parents=True, exist_ok=True)
+    args.out.mkdir(parents=True, exist_ok=True)
+    widths = tuple(int(width) for width in args.widths.split(","))
+    canvas = round(args.input_size * CANVAS_SCALE)
+
+    rows = read_metadata(args.data, args.limit)
+    split_path = work_dir / "split.csv"
+    if args.resume and split_path.exists():
+        with open(split_path, newline="") as handle:
+            split = {row["image_id"]: row["split"] for row in csv.DictReader(handle)}
+    else:
+        split = split_by_lesion(rows, args.val_fraction, args.seed)
+        with open(split_path, "w", newline="") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(["image_id", "lesion_id", "dx", "split"])
+            writer.writerows([r["image_id"], r["lesion_id"], r["dx"], split[r["image_id"]]] for r in rows)
+
+    canvases, inputs, meta, labels = load_arrays(args.data, rows, args.input_size, canvas)
+    is_val = np.array([split[row["image_id"]] == "val" for row in rows])
+    weights = class_weights(labels[~is_val])
+    print(f"{(~is_val).sum()} training / {is_val.sum()} validation images; class weights "
+          + ", ".join(f"{c} {w:.2f}" for c, w in zip(CLASSES, weights)), flush=True)
+
+    dataset = augmented_dataset(canvases[~is_val], meta[~is_val], labels[~is_val], weights,
+                                args.input_size, args.batch_size, args.seed)
+    steps_per_epoch = max(1, int((~is_val).sum()) // args.batch_size)
+
+    state_path = work_dir / "state.json"
+    if args.resume and state_path.exists():
+        state = json.loads(state_path.read_text())
+        model = keras.models.load_model(work_dir / "checkpoint.keras")
+        print(f"resuming after epoch {state['completed_epochs']}", flush=True)
+    else:
+        for stale in ("training-log.csv", "state.json", "checkpoint.keras", "best.weights.h5"):
+            (work_dir / stale).unlink(missing_ok=True)
+        state = {"completed_epochs": 0, "best_balanced_accuracy": -1.0, "best_epoch": 0,
+                 "epochs_without_improvement": 0, "stopped_early": False}
+        from dermalens.network import build_resnet
+
+        model = build_resnet(args.input_size, preprocessing.METADATA_SIZE, widths=widths)
+        total_steps = steps_per_epoch * args.epochs
+        schedule = keras.optimizers.schedules.CosineDecay(
+            0.0, total_steps - steps_per_epoch, warmup_target=args.learning_rate,
+            warmup_steps=steps_per_epoch, alpha=0.01)
+        model.compile(optimizer=keras.optimizers.AdamW(schedule, weight_decay=5e-4),
+                      loss=keras.losses.CategoricalCrossentropy(from_logits=True))
+
+    if not state.get("stopped_early") and state["completed_epochs"] < args.epochs:
+        keeper = EpochKeeper(work_dir, inputs[is_val], meta[is_val], labels[is_val], weights,
+                             args.patience, state)
+        model.fit(dataset, epochs=args.epochs, initial_epoch=state["completed_epochs"],
+                  steps_per_epoch=steps_per_epoch, callbacks=[keeper],
+                  verbose=1 if sys.stdout.isatty() else 2)
+
+    finish(args, model, work_dir, state, inputs[is_val], meta[is_val], labels[is_val], widths,
+           int((~is_val).sum()))
+    return 0
+
+
+def finish(args, model, work_dir, state, val_inputs, val_meta, val_labels, widths, train_count):
+    """Calibrate the best epoch, choose thresholds, and write the shipped model and its card."""
+    from dermalens.network import FEATURE_LAYER, build_resnet
+
+    model.load_weights(work_dir / "best.weights.h5")
+    # A fresh graph without optimizer state is what we ship (smaller, nothing but weights).
+    shipped = build_resnet(args.input_size, preprocessing.METADATA_SIZE, widths=widths)
+    shipped.set_weights(model.get_weights())
+    logits = predict_logits(shipped, val_inputs, val_meta)
+    temperature = metrics.fit_temperature(logits, val_labels)
+    probabilities = metrics.softmax(logits, temperature)
+    report = metrics.classification_report(val_labels, probabilities)
+    report["ece_uncalibrated"] = metrics.expected_calibration_error(val_labels, metrics.softmax(logits))
+
+    weights_path = args.out / f"{args.name}.keras"
+    shipped.save(weights_path)
+    for artefact, target in (("split.csv", "split.csv"), ("training-log.csv", "training-log.csv")):
+        (args.out / f"{args.name}.{target}").write_bytes((work_dir / artefact).read_bytes())
+    plot_curves(work_dir / "training-log.csv", args.out / f"{args.name}.training-curve.png")
+    np.savez_compressed(work_dir / "validation-logits.npz", logits=logits, labels=val_labels)
+
+    card = {
+        "name": args.name,
+        "version": "1.0.0",
+        "architecture": f"ResNet-18-style (basic blocks, 2 per stage, widths {list(widths)}), "
+                        f"image + metadata inputs, {shipped.count_params():,} parameters",
+        "feature_layer": FEATURE_LAYER,
+        "input_size": args.input_size,
+        "classes": list(CLASSES),
+        "preprocessing": "decode (Pillow, EXIF-transposed, RGB) -> centre square -> area resize to "
+                         f"{args.input_size}x{args.input_size} -> x/127.5-1; metadata: age/120 + known "
+                         "flag, one-hot sex, one-hot HAM10000 localization (unknown = zeros)",
+        "temperature": temperature,
+        "thresholds": choose_thresholds(val_labels, probabilities),
+        "validation": report,
+        "training": {
+            "command": "python -m dermalens.train " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
+            "data": "HAM10000 (ISIC 2018 Task 3 training set), 200x150 copies, CC BY-NC 4.0",
+            "split": f"by lesion_id, stratified by dx, {args.val_fraction:.0%} of lesions held out, "
+                     f"seed {args.seed}",
+            "train_images": train_count,
+            "validation_images": int(len(val_labels)),
+            "epochs_run": state["completed_epochs"],
+            "best_epoch": state["best_epoch"],
+            "imbalance": "inverse-frequency class weights in the loss",
+        },
+        "sha256": sha256_of(weights_path),
+    }
+    (args.out / f"{args.name}.json").write_text(json.dumps(card, indent=2) + "\n")
+    print(json.dumps({k: card["validation"][k] for k in
+                      ("balanced_accuracy", "accuracy", "auc_malignant", "auc_melanoma", "ece")},
+                     indent=2))
+    print("melanoma recall", card["validation"]["recall"]["mel"], "temperature", round(temperature, 3))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

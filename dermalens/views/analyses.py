@@ -1,0 +1,84 @@
+"""New analysis, result page, stored files and deletion."""
+
+from flask import (Blueprint, abort, current_app, flash, redirect, render_template, request,
+                   send_file, url_for)
+from flask_login import current_user, login_required
+
+from dermalens import analysis_service, storage
+from dermalens.extensions import db
+from dermalens.forms import AnalysisForm
+from dermalens.records import Analysis
+
+bp = Blueprint("analyses", __name__)
+
+
+def owned_analysis_or_404(public_id: str) -> Analysis:
+    """The signed-in user's analysis; 404 for anyone else's (never reveal that it exists)."""
+    analysis = analysis_service.get_owned_analysis(db.session, current_user.id, public_id)
+    if analysis is None:
+        abort(404)
+    return analysis
+
+
+def upload_folder() -> str:
+    return current_app.config["UPLOAD_FOLDER"]
+
+
+@bp.route("/")
+@login_required
+def index():
+    return redirect(url_for("analyses.new"))
+
+
+@bp.route("/analyses/new")
+@login_required
+def new():
+    return render_template("analyses/new.html", form=AnalysisForm())
+
+
+@bp.route("/analyses", methods=["POST"])
+@login_required
+def create():
+    form = AnalysisForm()
+    upload = request.files.get("image")
+    try:
+        analysis_request = analysis_service.parse_request(
+            request.form, upload.read() if upload else None, upload.filename if upload else None)
+        analysis = analysis_service.create_analysis(
+            db.session, current_app.extensions["classifier"], upload_folder(), current_user.id,
+            analysis_request)
+    except analysis_service.InvalidInput as error:
+        return render_template("analyses/new.html", form=form, error=error), 400
+    return redirect(url_for("analyses.show", public_id=analysis.public_id), code=303)
+
+
+@bp.route("/analyses/<public_id>")
+@login_required
+def show(public_id: str):
+    return render_template("analyses/show.html", analysis=owned_analysis_or_404(public_id))
+
+
+@bp.route("/analyses/<public_id>/image")
+@login_required
+def image(public_id: str):
+    analysis = owned_analysis_or_404(public_id)
+    return send_file(storage.stored_path(upload_folder(), analysis.image_file), mimetype="image/jpeg")
+
+
+@bp.route("/analyses/<public_id>/heatmap")
+@login_required
+def heatmap(public_id: str):
+    analysis = owned_analysis_or_404(public_id)
+    return send_file(storage.stored_path(upload_folder(), analysis.heatmap_file), mimetype="image/png")
+
+
+@bp.route("/analyses/<public_id>/delete", methods=["GET", "POST"])
+@login_required
+def delete(public_id: str):
+    """GET asks for confirmation (works without JavaScript); POST deletes."""
+    analysis = owned_analysis_or_404(public_id)
+    if request.method == "GET":
+        return render_template("analyses/delete.html", analysis=analysis)
+    analysis_service.delete_analysis(db.session, upload_folder(), analysis)
+    flash("The analysis, its image and its heatmap were deleted.", "success")
+    return redirect(url_for("history.index"), code=303)

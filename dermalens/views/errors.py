@@ -1,0 +1,44 @@
+"""Error pages in the site's design (JSON for the API), never a stack trace."""
+
+from flask import Flask, jsonify, render_template, request
+from werkzeug.exceptions import HTTPException, InternalServerError
+
+MESSAGES = {
+    400: "The request could not be understood. Please go back and try again.",
+    404: "There is nothing here. The analysis may have been deleted, or the address is wrong.",
+    405: "That action is not allowed on this address.",
+    413: "The upload is too large.",
+    429: "Too many attempts in a short time. Please wait a minute and try again.",
+    500: "Something went wrong on our side. Nothing was saved; please try again.",
+}
+
+
+def wants_json() -> bool:
+    return request.path.startswith("/api/")
+
+
+def render_error(status: int, message: str | None = None):
+    message = message or MESSAGES.get(status, "The request failed.")
+    if wants_json():
+        return jsonify(error={"code": status, "message": message}), status
+    return render_template("errors/error.html", status=status, message=message), status
+
+
+def register(app: Flask) -> None:
+    @app.errorhandler(HTTPException)
+    def handle_http_error(error: HTTPException):
+        message = MESSAGES.get(error.code)
+        if error.code == 413:
+            limit_mb = app.config["MAX_CONTENT_LENGTH"] // (1024 * 1024)
+            message = f"The upload is too large: the limit is {limit_mb} MB per image."
+        elif error.code == 400 and "CSRF" in (error.description or ""):
+            message = "Your form expired or was sent from elsewhere. Reload the page and try again."
+        response = render_error(error.code or 500, message)
+        if error.code == 405 and error.valid_methods:
+            response[0].headers["Allow"] = ", ".join(error.valid_methods)
+        return response
+
+    @app.errorhandler(Exception)
+    def handle_unexpected_error(error: Exception):
+        app.logger.exception("Unhandled error on %s %s", request.method, request.path)
+        return render_error(InternalServerError.code)

@@ -1,0 +1,29 @@
+"""The clinician's own analyses: newest first, paginated, filterable."""
+
+from flask import Blueprint, current_app, render_template, request
+from flask_login import current_user, login_required
+
+from dermalens import analysis_service
+from dermalens.extensions import db
+
+bp = Blueprint("history", __name__)
+
+
+@bp.route("/history")
+@login_required
+def index():
+    page = request.args.get("page", 1, type=int) or 1
+    page_size = current_app.config["HISTORY_PAGE_SIZE"]
+    error = None
+    try:
+        filters = analysis_service.parse_history_filters(request.args)
+    except analysis_service.InvalidInput as invalid:
+        error, filters = invalid, analysis_service.HistoryFilters()
+    analyses, total = analysis_service.list_analyses(db.session, current_user.id, filters, page,
+                                                     page_size)
+    pages = max(1, -(-total // page_size))
+    # Links to other pages keep the filters but not the page number.
+    filter_args = {key: value for key, value in request.args.items() if key != "page" and value}
+    return render_template("history/index.html", analyses=analyses, total=total,
+                           page=max(1, page), pages=pages, filters=filters,
+                           filter_args=filter_args, error=error), (400 if error else 200)

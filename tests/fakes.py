@@ -1,0 +1,42 @@
+"""A fake classifier with the real one's interface, so web tests run without TensorFlow.
+
+Its answer depends on the image content (mean redness), so different images give different,
+checkable results.
+"""
+
+import numpy as np
+
+from dermalens.inference import ModelInfo, Prediction
+from dermalens.lesions import CLASSES
+
+FAKE_THRESHOLDS = {"urgent_malignant": 0.6, "monitor_max_malignant": 0.2}
+
+
+class FakeClassifier:
+    def __init__(self, fail: bool = False):
+        self.info = ModelInfo(name="fake-resnet", version="0.0-test", sha256="f" * 64,
+                              input_size=32, temperature=1.0, thresholds=dict(FAKE_THRESHOLDS),
+                              card={"validation": {}})
+        self.device = "CPU"
+        self.fail = fail
+        self.calls = 0
+
+    def predict_probabilities(self, rgb, age=None, sex=None, site=None) -> np.ndarray:
+        if self.fail:
+            raise RuntimeError("simulated inference failure")
+        redness = float(rgb[..., 0].mean() - rgb[..., 2].mean()) / 255.0  # in [-1, 1]
+        logits = np.zeros(len(CLASSES))
+        # Red images look like melanoma, blue-ish ones like nevi.
+        logits[CLASSES.index("mel")] = 4.0 * redness
+        logits[CLASSES.index("nv")] = -4.0 * redness + 1.0
+        exp = np.exp(logits - logits.max())
+        return exp / exp.sum()
+
+    def analyse(self, rgb, age=None, sex=None, site=None) -> Prediction:
+        self.calls += 1
+        probabilities = self.predict_probabilities(rgb, age, sex, site)
+        grid = np.linspace(-1, 1, self.info.input_size)
+        heatmap = np.exp(-(grid[None] ** 2 + grid[:, None] ** 2) * 3).astype(np.float32)
+        top = CLASSES[int(np.argmax(probabilities))]
+        return Prediction(probabilities={c: float(p) for c, p in zip(CLASSES, probabilities)},
+                          heatmap=heatmap, heatmap_class=top)
