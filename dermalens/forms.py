@@ -4,6 +4,7 @@ place shared with the API."""
 
 from flask_wtf import FlaskForm
 from wtforms import FileField, PasswordField, SelectField, StringField, TextAreaField
+from wtforms.fields.choices import SelectChoice
 from wtforms.validators import EqualTo, InputRequired, Length, Regexp
 
 from dermalens.lesions import BODY_SITE_LABELS, BODY_SITES, SEXES
@@ -32,7 +33,8 @@ class AnalysisForm(FlaskForm):
     patient_ref = StringField("Patient reference")
     lesion_ref = StringField("Lesion reference")
     age = StringField("Age (years)")
-    sex = SelectField("Sex", choices=[("", "Not recorded")] + [(s, s.capitalize()) for s in SEXES])
-    site = SelectField("Body site", choices=[("", "Not recorded")]
-                       + [(site, BODY_SITE_LABELS[site]) for site in BODY_SITES])
+    sex = SelectField("Sex", choices=[SelectChoice("", "Not recorded")]
+                      + [SelectChoice(sex, sex.capitalize()) for sex in SEXES])
+    site = SelectField("Body site", choices=[SelectChoice("", "Not recorded")]
+                       + [SelectChoice(site, BODY_SITE_LABELS[site]) for site in BODY_SITES])
     note = TextAreaField("Note")

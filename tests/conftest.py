@@ -4,6 +4,7 @@ Most tests use `FakeClassifier` (no TensorFlow). Tests marked `tensorflow` load 
 """
 
 import io
+import os
 import re
 
 import pytest
@@ -12,9 +13,12 @@ from dermalens import create_app
 from dermalens.extensions import db
 from dermalens.records import Analysis, User
 from tests.fakes import FakeClassifier
-from tests.images import lesion_jpeg
+from tests.images import benign_jpeg
 
 PASSWORD = "correct horse battery staple"
+
+# Tests talk plain HTTP to the app like a local install; production settings are tested explicitly.
+os.environ["DERMALENS_ENV"] = "development"
 
 
 def make_app(tmp_path, **overrides):
@@ -92,8 +96,8 @@ def analysis_id_from(response) -> str:
 
 @pytest.fixture
 def analysis_id(logged_in):
-    """Public id of one analysis owned by the signed-in user "alice"."""
-    response = upload(logged_in, lesion_jpeg(), patient_ref="PT-001", age="54", sex="female",
+    """Public id of one analysis owned by the signed-in user "alice" (the fake says nevus)."""
+    response = upload(logged_in, benign_jpeg(), patient_ref="PT-001", age="54", sex="female",
                       site="back", note="itchy")
     assert response.status_code == 303
     return analysis_id_from(response)

@@ -1,6 +1,6 @@
 """A fake classifier with the real one's interface, so web tests run without TensorFlow.
 
-Its answer depends on the image content (mean redness), so different images give different,
+Its answer depends on the image content (redness of the centre), so different images give different,
 checkable results.
 """
 
@@ -24,8 +24,10 @@ class FakeClassifier:
     def predict_probabilities(self, rgb, age=None, sex=None, site=None) -> np.ndarray:
         if self.fail:
             raise RuntimeError("simulated inference failure")
-        redness = float(rgb[..., 0].mean() - rgb[..., 2].mean()) / 255.0  # in [-1, 1]
-        logits = np.zeros(len(CLASSES))
+        height, width = rgb.shape[:2]
+        centre = rgb[height // 4:3 * height // 4, width // 4:3 * width // 4].astype(float)
+        redness = (centre[..., 0].mean() - centre[..., 2].mean()) / 255.0  # in [-1, 1]
+        logits = np.full(len(CLASSES), -2.0)
         # Red images look like melanoma, blue-ish ones like nevi.
         logits[CLASSES.index("mel")] = 4.0 * redness
         logits[CLASSES.index("nv")] = -4.0 * redness + 1.0

@@ -44,3 +44,13 @@ def pixel_flood_png(width: int = 50_000, height: int = 50_000) -> bytes:
     header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
     return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header)
             + chunk(b"IDAT", zlib.compress(b"\x00" * 64)) + chunk(b"IEND", b""))
+
+
+def benign_jpeg() -> bytes:
+    """A bluish-brown lesion: FakeClassifier calls it a nevus (risk "monitor")."""
+    return encode(lesion_array(colour=(60, 50, 150)), "JPEG", quality=90)
+
+
+def malignant_jpeg() -> bytes:
+    """A red lesion: FakeClassifier calls it a melanoma (risk "urgent")."""
+    return encode(lesion_array(colour=(200, 30, 30)), "JPEG", quality=90)

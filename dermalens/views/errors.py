@@ -1,6 +1,7 @@
 """Error pages in the site's design (JSON for the API), never a stack trace."""
 
-from flask import Flask, jsonify, render_template, request
+from flask import Flask, Response, jsonify, make_response, render_template, request
+from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException, InternalServerError
 
 MESSAGES = {
@@ -17,11 +18,15 @@ def wants_json() -> bool:
     return request.path.startswith("/api/")
 
 
-def render_error(status: int, message: str | None = None):
+def render_error(status: int, message: str | None = None) -> Response:
+    """The error as a response: JSON under /api/, the site's error page elsewhere."""
     message = message or MESSAGES.get(status, "The request failed.")
     if wants_json():
-        return jsonify(error={"code": status, "message": message}), status
-    return render_template("errors/error.html", status=status, message=message), status
+        response = jsonify(error={"code": status, "message": message})
+    else:
+        response = make_response(render_template("errors/error.html", status=status, message=message))
+    response.status_code = status
+    return response
 
 
 def register(app: Flask) -> None:
@@ -31,11 +36,11 @@ def register(app: Flask) -> None:
         if error.code == 413:
             limit_mb = app.config["MAX_CONTENT_LENGTH"] // (1024 * 1024)
             message = f"The upload is too large: the limit is {limit_mb} MB per image."
-        elif error.code == 400 and "CSRF" in (error.description or ""):
+        elif isinstance(error, CSRFError):
             message = "Your form expired or was sent from elsewhere. Reload the page and try again."
         response = render_error(error.code or 500, message)
-        if error.code == 405 and error.valid_methods:
-            response[0].headers["Allow"] = ", ".join(error.valid_methods)
+        if getattr(error, "valid_methods", None):
+            response.headers["Allow"] = ", ".join(error.valid_methods)
         return response
 
     @app.errorhandler(Exception)
