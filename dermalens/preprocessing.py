@@ -69,8 +69,10 @@ def decode_image(data: bytes, max_side: int | None = None) -> np.ndarray:
             rgb = _to_rgb8(image)
     except InvalidImage:
         raise
-    except (OSError, SyntaxError, ValueError, MemoryError, EOFError, Image.DecompressionBombError,
-            Image.DecompressionBombWarning) as error:
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
+        raise InvalidImage(f"The image has too many pixels; the limit is "
+                           f"{MAX_PIXELS // 1_000_000} megapixels.") from error
+    except (OSError, SyntaxError, ValueError, MemoryError, EOFError) as error:
         raise InvalidImage("The image file is damaged or incomplete.") from error
     if max_side and max(rgb.shape[:2]) > max_side:
         rgb = _shrink_to(rgb, max_side)
@@ -82,7 +84,7 @@ def _to_rgb8(image: Image.Image) -> np.ndarray:
     if image.mode in ("I;16", "I;16B", "I;16L", "I"):
         # 16-bit grayscale PNG: scale to 8 bits instead of clipping.
         wide = np.asarray(image, dtype=np.float64)
-        image = Image.fromarray(np.clip(wide / 257.0, 0, 255).astype(np.uint8), mode="L")
+        image = Image.fromarray(np.clip(wide / 257.0, 0, 255).astype(np.uint8))
     if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
         image = image.convert("RGBA")
         background = Image.new("RGBA", image.size, (255, 255, 255, 255))

@@ -1,0 +1,66 @@
+"""Evaluation metrics, checked against figures worked out by hand."""
+
+import numpy as np
+import pytest
+
+from dermalens import metrics
+
+
+def test_toy_confusion_matrix_figures():
+    # Three classes in a 7-class space: truth 0,0,0,0 / 1,1 / 4,4,4,4 (akiec, bcc, mel).
+    labels = [0, 0, 0, 0, 1, 1, 4, 4, 4, 4]
+    predicted = [0, 0, 0, 1, 1, 4, 4, 4, 5, 5]
+    matrix = metrics.confusion_matrix(labels, predicted)
+    assert matrix[0].tolist() == [3, 1, 0, 0, 0, 0, 0]
+    assert matrix[4].tolist() == [0, 0, 0, 0, 2, 2, 0]
+    recall = metrics.recall_per_class(matrix)
+    assert recall[0] == 0.75 and recall[1] == 0.5 and recall[4] == 0.5 and np.isnan(recall[2])
+    # Balanced accuracy averages only classes present in the truth: (0.75 + 0.5 + 0.5) / 3.
+    assert metrics.balanced_accuracy(matrix) == pytest.approx(1.75 / 3)
+    precision = metrics.precision_per_class(matrix)
+    assert precision[1] == 0.5 and precision[4] == pytest.approx(2 / 3) and precision[5] == 0
+
+
+def test_all_nevus_classifier_scores_one_seventh():
+    labels = np.arange(7).repeat(10)
+    matrix = metrics.confusion_matrix(labels, np.full(70, 5))
+    assert metrics.balanced_accuracy(matrix) == pytest.approx(1 / 7)
+
+
+def test_auc_by_hand():
+    # Positives 0.9, 0.4; negatives 0.5, 0.1: pairs won 3 of 4.
+    assert metrics.roc_auc([1, 1, 0, 0], [0.9, 0.4, 0.5, 0.1]) == 0.75
+    assert metrics.roc_auc([1, 0], [0.5, 0.5]) == 0.5  # ties count half
+    assert np.isnan(metrics.roc_auc([1, 1], [0.2, 0.3]))
+
+
+def test_roc_curve_runs_from_origin_to_corner():
+    fpr, tpr = metrics.roc_curve([1, 0, 1, 0], [0.9, 0.8, 0.7, 0.1])
+    assert (fpr[0], tpr[0]) == (0, 0) and (fpr[-1], tpr[-1]) == (1, 1)
+
+
+def test_ece_by_hand():
+    # Two predictions at confidence 0.8 (bin 0.8], one right one wrong: |0.8 - 0.5| = 0.3.
+    probabilities = np.array([[0.8, 0.2], [0.8, 0.2]])
+    assert metrics.expected_calibration_error([0, 1], probabilities) == pytest.approx(0.3)
+    perfect = np.array([[1.0, 0.0], [0.0, 1.0]])
+    assert metrics.expected_calibration_error([0, 1], perfect) == pytest.approx(0.0)
+
+
+def test_temperature_scaling_recovers_a_known_temperature():
+    rng = np.random.default_rng(0)
+    true_logits = rng.normal(0, 2, (4000, 7))
+    labels = np.array([rng.choice(7, p=p) for p in metrics.softmax(true_logits)])
+    fitted = metrics.fit_temperature(true_logits * 3.0, labels)  # overconfident by 3x
+    assert fitted == pytest.approx(3.0, rel=0.1)
+
+
+def test_classification_report_keys_and_json_safety():
+    labels = np.array([0, 1, 2, 3, 4, 5, 6, 4])
+    probabilities = np.eye(7)[[0, 1, 2, 3, 4, 5, 6, 5]] * 0.9 + 0.1 / 7
+    report = metrics.classification_report(labels, probabilities)
+    assert set(report) >= {"n", "accuracy", "balanced_accuracy", "recall", "precision",
+                           "confusion_matrix", "auc_malignant", "auc_melanoma", "ece"}
+    assert report["n"] == 8 and report["recall"]["mel"] == 0.5
+    only_benign = metrics.classification_report(np.array([5, 5]), probabilities[:2])
+    assert only_benign["auc_malignant"] is None

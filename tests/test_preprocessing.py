@@ -1,0 +1,134 @@
+"""Shared preprocessing: decoding untrusted bytes, normalising modes, and train/serve parity."""
+
+import io
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from PIL import Image
+
+from dermalens import preprocessing
+from dermalens.lesions import BODY_SITES
+from dermalens.preprocessing import InvalidImage
+from tests.images import encode, lesion_array, pixel_flood_png
+
+
+@pytest.mark.parametrize("mode", ["L", "P", "RGBA", "LA", "CMYK", "I;16", "1"])
+def test_every_mode_becomes_8bit_rgb(mode):
+    image = Image.fromarray(lesion_array(64, 48)).convert(mode if mode != "I;16" else "L")
+    if mode == "I;16":
+        image = Image.fromarray(np.asarray(image, np.uint16) * 257)
+    fmt = "JPEG" if mode == "CMYK" else "PNG"
+    buffer = io.BytesIO()
+    image.save(buffer, format=fmt)
+    rgb = preprocessing.decode_image(buffer.getvalue())
+    assert rgb.dtype == np.uint8 and rgb.shape == (48, 64, 3)
+
+
+def test_sixteen_bit_is_scaled_not_clipped():
+    wide = np.full((40, 40), 65535, np.uint16)
+    buffer = io.BytesIO()
+    Image.fromarray(wide).save(buffer, format="PNG")
+    assert preprocessing.decode_image(buffer.getvalue()).min() == 255
+
+
+def test_exif_orientation_is_applied():
+    image = Image.fromarray(lesion_array(80, 40))
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90 degrees clockwise on display
+    buffer = io.BytesIO()
+    image.save(buffer, format="JPEG", exif=exif.tobytes())
+    assert preprocessing.decode_image(buffer.getvalue()).shape == (80, 40, 3)
+
+
+def test_animated_png_uses_first_frame():
+    frames = [Image.fromarray(lesion_array(40, 40, colour=c)) for c in ((255, 0, 0), (0, 0, 255))]
+    buffer = io.BytesIO()
+    frames[0].save(buffer, format="PNG", save_all=True, append_images=frames[1:])
+    rgb = preprocessing.decode_image(buffer.getvalue())
+    assert rgb[20, 20, 0] > rgb[20, 20, 2]
+
+
+@pytest.mark.parametrize("data, message", [
+    (b"", "empty"),
+    (b"GIF89a...", "not a JPEG or PNG"),
+    (pixel_flood_png(), "too many pixels"),
+    (encode(lesion_array(20, 20), "PNG"), "too small"),
+    (encode(lesion_array(), "JPEG")[:300], "damaged"),
+])
+def test_invalid_images_are_refused_with_a_reason(data, message):
+    with pytest.raises(InvalidImage, match=message):
+        preprocessing.decode_image(data)
+
+
+def test_pixel_flood_is_refused_before_decoding():
+    import resource
+
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    with pytest.raises(InvalidImage):
+        preprocessing.decode_image(pixel_flood_png(60_000, 60_000))
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 100_000  # KiB
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.binary(max_size=2048))
+def test_any_bytes_either_decode_or_raise_invalid_image(data):
+    try:
+        rgb = preprocessing.decode_image(data)
+    except InvalidImage:
+        return
+    assert rgb.ndim == 3 and rgb.shape[2] == 3
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.binary(min_size=1, max_size=512), st.integers(0, 2000))
+def test_corrupting_a_valid_jpeg_never_escapes_invalid_image(garbage, position):
+    data = bytearray(encode(lesion_array(64, 64), "JPEG"))
+    position = min(position, len(data) - 1)
+    data[position:position + len(garbage)] = garbage
+    try:
+        preprocessing.decode_image(bytes(data))
+    except InvalidImage:
+        pass
+
+
+def test_max_side_shrinks_large_jpegs_keeping_aspect():
+    rgb = preprocessing.decode_image(encode(lesion_array(3000, 2000), "JPEG"), max_side=1024)
+    assert rgb.shape == (683, 1024, 3)
+
+
+@pytest.mark.parametrize("shape", [(150, 200), (450, 600), (4000, 6000), (600, 450), (333, 333), (64, 1000)])
+def test_network_input_handles_any_size_and_aspect(shape):
+    tensor = preprocessing.network_input(lesion_array(shape[1], shape[0]), 128)
+    assert tensor.shape == (128, 128, 3) and tensor.dtype == np.float32
+    assert -1.0 <= tensor.min() and tensor.max() <= 1.0
+
+
+def test_training_and_serving_paths_give_the_same_tensor(tmp_path):
+    """The validation tensors the trainer builds equal what the app computes for the same file."""
+    from dermalens import analysis_service, train
+
+    data_dir = tmp_path / "data"
+    (data_dir / "images").mkdir(parents=True)
+    jpeg = encode(lesion_array(200, 150), "JPEG", quality=80)
+    (data_dir / "images" / "ISIC_1.jpg").write_bytes(jpeg)
+    (data_dir / "HAM10000_metadata.csv").write_text(
+        "lesion_id,image_id,dx,dx_type,age,sex,localization\nHAM_1,ISIC_1,mel,histo,45.0,male,back\n")
+    rows = train.read_metadata(data_dir)
+    _, training_inputs, training_metadata, _ = train.load_arrays(data_dir, rows, 128, 160)
+
+    served = preprocessing.network_input(analysis_service.decode_for_analysis(jpeg), 128)
+    np.testing.assert_array_equal(training_inputs[0], served)
+    np.testing.assert_array_equal(training_metadata[0], preprocessing.encode_metadata(45, "male", "back"))
+
+
+def test_metadata_encoding_with_any_field_missing():
+    full = preprocessing.encode_metadata(60, "female", "face")
+    assert full.shape == (preprocessing.METADATA_SIZE,)
+    assert full[0] == pytest.approx(0.5) and full[1] == 1 and full.sum() == pytest.approx(3.5)
+    assert not preprocessing.encode_metadata().any()
+    assert preprocessing.encode_metadata(None, "male", None).sum() == 1
+    assert preprocessing.encode_metadata(float("nan"), None, "unknown").sum() == 0
+    for site in BODY_SITES:
+        assert preprocessing.encode_metadata(site=site).sum() == 1
