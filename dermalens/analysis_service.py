@@ -19,7 +19,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from dermalens import explanation, preprocessing, storage
-from dermalens.inference import Classifier
+from dermalens.inference import Classifier, Prediction
 from dermalens.lesions import BODY_SITES, CLASSES, MAX_AGE, MIN_AGE, SEXES
 from dermalens.records import Analysis
 from dermalens.risk import RISK_CATEGORIES, assess_risk
@@ -106,6 +106,25 @@ def decode_for_analysis(image: bytes):
     return preprocessing.decode_image(image, max_side=DISPLAY_MAX_SIDE)
 
 
+@dataclass(frozen=True)
+class Assessment:
+    """The decision for one image: prediction, risk category and any indeterminate reasons."""
+
+    prediction: Prediction
+    risk_category: str
+    indeterminate_reasons: list[str]
+
+
+def assess_image(classifier: Classifier, rgb, age: int | None = None, sex: str | None = None,
+                 site: str | None = None, explain: bool = True) -> Assessment:
+    """The app's inference path for one decoded image, shared by the web app, the API,
+    `dermalens.evaluate` and `dermalens.predict`."""
+    prediction = classifier.analyse(rgb, age=age, sex=sex, site=site, explain=explain)
+    reasons: list[str] = []
+    risk_category = assess_risk(prediction.probabilities, classifier.info.thresholds, reasons)
+    return Assessment(prediction, risk_category, reasons)
+
+
 def create_analysis(session: Session, classifier: Classifier, upload_folder: str, owner_id: int,
                     request: AnalysisRequest) -> Analysis:
     """Analyse one image and record it for its owner.
@@ -118,9 +137,8 @@ def create_analysis(session: Session, classifier: Classifier, upload_folder: str
     except preprocessing.InvalidImage as error:
         raise InvalidInput(str(error), "image") from None
 
-    prediction = classifier.analyse(rgb, age=request.age, sex=request.sex, site=request.site)
-    reasons: list[str] = []
-    risk_category = assess_risk(prediction.probabilities, classifier.info.thresholds, reasons)
+    assessment = assess_image(classifier, rgb, request.age, request.sex, request.site)
+    prediction = assessment.prediction
     overlay = explanation.overlay_heatmap(rgb, prediction.heatmap)
 
     written: list[str] = []
@@ -138,8 +156,8 @@ def create_analysis(session: Session, classifier: Classifier, upload_folder: str
                                            for name in CLASSES}),
             top_class=prediction.top_class,
             malignant_probability=prediction.malignant_probability,
-            risk_category=risk_category,
-            indeterminate_reasons_json=json.dumps(reasons),
+            risk_category=assessment.risk_category,
+            indeterminate_reasons_json=json.dumps(assessment.indeterminate_reasons),
             heatmap_class=prediction.heatmap_class,
             model_name=classifier.info.name, model_version=classifier.info.version,
             model_sha256=classifier.info.sha256,

@@ -47,7 +47,7 @@ class Prediction:
     """
 
     probabilities: dict[str, float]
-    heatmap: np.ndarray
+    heatmap: np.ndarray | None
     heatmap_class: str
 
     @property
@@ -61,12 +61,11 @@ class Prediction:
 
 class Classifier(Protocol):
     info: ModelInfo
+    device: str
 
-    def predict_probabilities(self, rgb: np.ndarray, age=None, sex=None, site=None) -> np.ndarray:
-        """Calibrated probabilities (7,) in CLASSES order, without a heatmap."""
-
-    def analyse(self, rgb: np.ndarray, age=None, sex=None, site=None) -> Prediction:
-        """Calibrated probabilities and the Grad-CAM heatmap of the top class."""
+    def analyse(self, rgb: np.ndarray, age=None, sex=None, site=None, explain: bool = True) -> Prediction:
+        """Calibrated probabilities for one RGB image (any size) and, if `explain`, the Grad-CAM
+        heatmap of the top class (else `heatmap` is None)."""
 
 
 def sha256_of_file(path: Path) -> str:
@@ -131,7 +130,7 @@ class KerasClassifier:
         self._gradcam = Gradcam(self.model, clone=False)
         self._gradcam_lock = threading.Lock()
         self.device = "GPU" if tf.config.list_physical_devices("GPU") else "CPU"
-        self.predict_probabilities(np.zeros((size, size, 3), np.uint8))  # trace once at startup
+        self.analyse(np.zeros((size, size, 3), np.uint8))  # trace and build once, at startup
 
     def _inputs(self, rgb, age, sex, site):
         image = preprocessing.network_input(rgb, self.info.input_size)[None]
@@ -143,32 +142,25 @@ class KerasClassifier:
         exp = np.exp(scaled - scaled.max())
         return exp / exp.sum()
 
-    def predict_probabilities(self, rgb, age=None, sex=None, site=None) -> np.ndarray:
+    def analyse(self, rgb, age=None, sex=None, site=None, explain: bool = True) -> Prediction:
         image, metadata = self._inputs(rgb, age, sex, site)
-        return self._calibrated(self._logits(image, metadata).numpy()[0])
-
-    def analyse(self, rgb, age=None, sex=None, site=None) -> Prediction:
-        import tensorflow as tf
-
-        image, metadata = self._inputs(rgb, age, sex, site)
-        captured = []
-
-        def top_class_logit(output):
-            # One forward pass gives both the logits (kept) and the Grad-CAM gradients.
-            captured.append(output)
-            return tf.reduce_max(output, axis=-1)
-
-        with self._gradcam_lock:  # tf-keras-vis builds a Keras sub-model on each call; not thread-safe
-            cams = self._gradcam(top_class_logit, [image, metadata],
-                                 penultimate_layer=self.feature_layer, expand_cam=False)
-        cam = np.asarray(cams[0] if isinstance(cams, list) else cams, np.float32)[0]
-        probabilities = self._calibrated(np.asarray(captured[-1])[0])
-        top = CLASSES[int(np.argmax(probabilities))]
+        probabilities = self._calibrated(self._logits(image, metadata).numpy()[0])
+        top_index = int(np.argmax(probabilities))
+        heatmap = self._heatmap(image, metadata, top_index) if explain else None
         return Prediction(
             probabilities={name: float(p) for name, p in zip(CLASSES, probabilities)},
-            heatmap=upsample_heatmap(cam, self.info.input_size),
-            heatmap_class=top,
+            heatmap=heatmap,
+            heatmap_class=CLASSES[top_index],
         )
+
+    def _heatmap(self, image, metadata, class_index: int) -> np.ndarray:
+        from tf_keras_vis.utils.scores import CategoricalScore
+
+        with self._gradcam_lock:  # tf-keras-vis builds a Keras sub-model on each call
+            cams = self._gradcam(CategoricalScore([class_index]), [image, metadata],
+                                 penultimate_layer=self.feature_layer, expand_cam=False)
+        cam = np.asarray(cams[0] if isinstance(cams, list) else cams, np.float32)[0]
+        return upsample_heatmap(cam, self.info.input_size)
 
 
 def upsample_heatmap(cam: np.ndarray, size: int) -> np.ndarray:

@@ -21,7 +21,7 @@ class FakeClassifier:
         self.fail = fail
         self.calls = 0
 
-    def predict_probabilities(self, rgb, age=None, sex=None, site=None) -> np.ndarray:
+    def _probabilities(self, rgb) -> np.ndarray:
         if self.fail:
             raise RuntimeError("simulated inference failure")
         height, width = rgb.shape[:2]
@@ -34,11 +34,11 @@ class FakeClassifier:
         exp = np.exp(logits - logits.max())
         return exp / exp.sum()
 
-    def analyse(self, rgb, age=None, sex=None, site=None) -> Prediction:
+    def analyse(self, rgb, age=None, sex=None, site=None, explain=True) -> Prediction:
         self.calls += 1
-        probabilities = self.predict_probabilities(rgb, age, sex, site)
+        probabilities = self._probabilities(rgb)
         grid = np.linspace(-1, 1, self.info.input_size)
         heatmap = np.exp(-(grid[None] ** 2 + grid[:, None] ** 2) * 3).astype(np.float32)
         top = CLASSES[int(np.argmax(probabilities))]
         return Prediction(probabilities={c: float(p) for c, p in zip(CLASSES, probabilities)},
-                          heatmap=heatmap, heatmap_class=top)
+                          heatmap=heatmap if explain else None, heatmap_class=top)

@@ -1,0 +1,47 @@
+# DermaLens: `make run` serves the app with the shipped model; `make test` runs the test suite.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+PORT ?= 5000
+# make run is a local install on loopback over plain HTTP; deployments set production.
+DERMALENS_ENV ?= development
+DATA ?= ../shared/data/ham10000
+
+export DERMALENS_ENV
+
+.PHONY: run db test test-fast train evaluate clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+
+$(VENV)/.installed: requirements.txt | $(BIN)/python
+	$(BIN)/pip install --quiet -r requirements.txt
+	touch $@
+
+$(VENV)/.installed-dev: requirements-dev.txt $(VENV)/.installed
+	$(BIN)/pip install --quiet -r requirements-dev.txt
+	touch $@
+
+db: $(VENV)/.installed
+	$(BIN)/flask --app app init-db
+
+run: db
+	@echo "DermaLens on http://127.0.0.1:$(PORT) (Ctrl+C to stop)"
+	GUNICORN_BIND=127.0.0.1:$(PORT) $(BIN)/gunicorn -c gunicorn.conf.py app:app
+
+test: $(VENV)/.installed-dev
+	$(BIN)/python -m pytest -q
+
+# Everything except the tests that load TensorFlow.
+test-fast: $(VENV)/.installed-dev
+	$(BIN)/python -m pytest -q -m "not tensorflow"
+
+train: $(VENV)/.installed
+	$(BIN)/python -m dermalens.train --data $(DATA) --out models/ --resume
+
+evaluate: $(VENV)/.installed
+	$(BIN)/python -m dermalens.evaluate --images $(IMAGES) --labels $(LABELS) --out evaluation-output
+
+clean:
+	rm -rf $(VENV) .pytest_cache

@@ -1,0 +1,211 @@
+"""Evaluate the shipped model on a labelled folder of images, through the app's inference path.
+
+    python -m dermalens.evaluate --images DIR --labels CSV --out DIR
+
+DIR holds `<image_id>.jpg` or `.png` of any size; CSV has `image_id,dx` and optionally
+`age,sex,localization` (HAM10000 vocabulary; empty or "unknown" = unknown). Writes
+`metrics.json`, `predictions.csv`, `confusion_matrix.png` and `roc.png` to --out.
+"""
+
+import argparse
+import csv
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from dermalens import metrics
+from dermalens.config import DEFAULT_MODEL_CARD
+from dermalens.lesions import BODY_SITES, CLASSES, SEXES
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".JPG", ".JPEG", ".PNG")
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--images", required=True, type=Path)
+    parser.add_argument("--labels", required=True, type=Path)
+    parser.add_argument("--out", required=True, type=Path)
+    parser.add_argument("--model-card", default=str(DEFAULT_MODEL_CARD))
+    return parser.parse_args(argv)
+
+
+def read_labels(path: Path) -> list[dict]:
+    """Rows with image_id, dx and parsed optional metadata (None when unknown).
+
+    :raise ValueError: a missing column or a dx outside the seven classes.
+    """
+    with open(path, newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    if rows and not {"image_id", "dx"} <= set(rows[0]):
+        raise ValueError(f"{path} needs the columns image_id and dx")
+    parsed = []
+    for row in rows:
+        if row["dx"] not in CLASSES:
+            raise ValueError(f"unknown dx {row['dx']!r} for {row['image_id']}")
+        age_text = (row.get("age") or "").strip()
+        try:
+            age = int(float(age_text)) if age_text else None
+        except ValueError:
+            age = None
+        sex = row.get("sex") if row.get("sex") in SEXES else None
+        site = row.get("localization") if row.get("localization") in BODY_SITES else None
+        parsed.append({"image_id": row["image_id"], "dx": row["dx"], "age": age, "sex": sex, "site": site})
+    return parsed
+
+
+def find_image(folder: Path, image_id: str) -> Path | None:
+    for suffix in IMAGE_SUFFIXES:
+        candidate = folder / f"{image_id}{suffix}"
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def evaluate(classifier, images: Path, rows: list[dict], progress=None) -> dict:
+    """Run every labelled image through `analysis_service.assess_image`.
+
+    :return: {"labels", "probabilities", "indeterminate", "skipped": [(image_id, reason)], "ids"}
+    """
+    from dermalens import analysis_service, preprocessing
+
+    labels, probabilities, indeterminate, skipped, ids = [], [], [], [], []
+    for row in (progress(rows) if progress else rows):
+        path = find_image(images, row["image_id"])
+        if path is None:
+            skipped.append((row["image_id"], "image file not found"))
+            continue
+        try:
+            rgb = analysis_service.decode_for_analysis(path.read_bytes())
+        except preprocessing.InvalidImage as error:
+            skipped.append((row["image_id"], str(error)))
+            continue
+        assessment = analysis_service.assess_image(classifier, rgb, row["age"], row["sex"],
+                                                   row["site"], explain=False)
+        labels.append(CLASSES.index(row["dx"]))
+        probabilities.append([assessment.prediction.probabilities[name] for name in CLASSES])
+        indeterminate.append(bool(assessment.indeterminate_reasons))
+        ids.append(row["image_id"])
+    return {"labels": np.array(labels, int), "probabilities": np.array(probabilities, float).reshape(-1, 7),
+            "indeterminate": np.array(indeterminate, bool), "skipped": skipped, "ids": ids}
+
+
+def summarise(results: dict) -> dict:
+    """metrics.json content: overall figures plus the answered (non-indeterminate) part."""
+    labels, probabilities = results["labels"], results["probabilities"]
+    report = metrics.classification_report(labels, probabilities)
+    answered = ~results["indeterminate"]
+    report["indeterminate_rate"] = float(results["indeterminate"].mean()) if len(labels) else 0.0
+    if answered.any():
+        answered_matrix = metrics.confusion_matrix(labels[answered], probabilities[answered].argmax(1))
+        report["balanced_accuracy_answered"] = metrics.balanced_accuracy(answered_matrix)
+    else:
+        report["balanced_accuracy_answered"] = None
+    report["skipped"] = [{"image_id": image_id, "reason": reason} for image_id, reason in results["skipped"]]
+    report["classes"] = list(CLASSES)
+    return report
+
+
+def plot_confusion_matrix(matrix, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    matrix = np.asarray(matrix)
+    figure, axis = plt.subplots(figsize=(6.5, 5.5))
+    normalised = matrix / np.maximum(matrix.sum(axis=1, keepdims=True), 1)
+    image = axis.imshow(normalised, cmap="Blues", vmin=0, vmax=1)
+    for (row, column), count in np.ndenumerate(matrix):
+        axis.text(column, row, str(count), ha="center", va="center",
+                  color="white" if normalised[row, column] > 0.5 else "black", fontsize=8)
+    axis.set_xticks(range(len(CLASSES)), CLASSES)
+    axis.set_yticks(range(len(CLASSES)), CLASSES)
+    axis.set_xlabel("predicted")
+    axis.set_ylabel("truth (row-normalised colour, counts printed)")
+    figure.colorbar(image, ax=axis, fraction=0.046)
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+
+
+def plot_roc(labels, probabilities, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axis = plt.subplots(figsize=(5.5, 5))
+    curves = {
+        "malignant (mel+bcc+akiec)": (np.isin(labels, metrics.MALIGNANT_INDICES),
+                                      metrics.malignant_probability(probabilities)),
+        "melanoma": (labels == metrics.MELANOMA_INDEX, probabilities[:, metrics.MELANOMA_INDEX]),
+    }
+    for name, (truth, scores) in curves.items():
+        auc = metrics.roc_auc(truth, scores)
+        if not np.isnan(auc):
+            fpr, tpr = metrics.roc_curve(truth, scores)
+            axis.plot(fpr, tpr, label=f"{name}: AUC {auc:.3f}")
+    axis.plot([0, 1], [0, 1], "--", color="grey", linewidth=0.8)
+    axis.set_xlabel("1 - specificity")
+    axis.set_ylabel("sensitivity")
+    axis.legend(loc="lower right")
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+
+
+def print_summary(report: dict) -> None:
+    def fmt(value):
+        return "n/a" if value is None else f"{value:.3f}"
+
+    print(f"images evaluated: {report['n']}  (skipped {len(report['skipped'])})")
+    print(f"balanced accuracy {fmt(report['balanced_accuracy'])}   accuracy {fmt(report['accuracy'])}")
+    print(f"AUC malignant {fmt(report['auc_malignant'])}   AUC melanoma {fmt(report['auc_melanoma'])}"
+          f"   ECE {fmt(report['ece'])}")
+    print(f"indeterminate rate {fmt(report['indeterminate_rate'])}   balanced accuracy answered "
+          f"{fmt(report['balanced_accuracy_answered'])}")
+    print("class   recall  precision")
+    for name in CLASSES:
+        print(f"{name:6s}  {fmt(report['recall'][name]):>6s}  {fmt(report['precision'][name]):>9s}")
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    from tqdm import tqdm
+
+    from dermalens.inference import KerasClassifier, ModelLoadError
+
+    try:
+        rows = read_labels(args.labels)
+        classifier = KerasClassifier(args.model_card)
+    except (OSError, ValueError, ModelLoadError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    results = evaluate(classifier, args.images, rows,
+                       progress=lambda items: tqdm(items, desc="evaluating", unit="img"))
+    if not len(results["labels"]):
+        print("error: no image could be evaluated", file=sys.stderr)
+        return 2
+    report = summarise(results)
+    report["model"] = {"name": classifier.info.name, "version": classifier.info.version,
+                       "sha256": classifier.info.sha256}
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "metrics.json").write_text(json.dumps(report, indent=2) + "\n")
+    with open(args.out / "predictions.csv", "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["image_id", "dx", "predicted", "indeterminate", *CLASSES])
+        for image_id, label, probs, flag in zip(results["ids"], results["labels"],
+                                                results["probabilities"], results["indeterminate"]):
+            writer.writerow([image_id, CLASSES[label], CLASSES[int(np.argmax(probs))], int(flag),
+                             *(f"{p:.6f}" for p in probs)])
+    plot_confusion_matrix(report["confusion_matrix"], args.out / "confusion_matrix.png")
+    plot_roc(results["labels"], results["probabilities"], args.out / "roc.png")
+    print_summary(report)
+    print(f"written to {args.out}/")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

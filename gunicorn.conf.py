@@ -1,0 +1,19 @@
+"""Gunicorn settings for DermaLens (used by `make run` and render.yaml).
+
+One worker with several threads by default: TensorFlow releases the GIL and uses both cores of a
+small server from one process, the model is held in memory once, and in-memory rate limits are
+exact. For more workers, set WEB_CONCURRENCY and a shared RATELIMIT_STORAGE_URI (e.g. redis://).
+"""
+
+import os
+
+bind = os.environ.get("GUNICORN_BIND", f"0.0.0.0:{os.environ.get('PORT', '5000')}")
+workers = int(os.environ.get("WEB_CONCURRENCY", "1"))
+threads = int(os.environ.get("GUNICORN_THREADS", "4"))
+# Loading TensorFlow and the model takes a few seconds; a slow first boot must not be killed.
+timeout = int(os.environ.get("GUNICORN_TIMEOUT", "120"))
+graceful_timeout = 30
+# Never preload: TensorFlow must be initialised inside each worker, not forked from the master.
+preload_app = False
+accesslog = "-"
+errorlog = "-"

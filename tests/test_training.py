@@ -1,0 +1,167 @@
+"""Training, evaluation and the Keras inference service, on a tiny generated dataset (seconds).
+
+A session-scoped fixture trains a small network once; the tests then use its model card and
+weights like the shipped ones.
+"""
+
+import csv
+import hashlib
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from dermalens.lesions import CLASSES
+from tests.images import encode, lesion_array
+
+pytestmark = pytest.mark.tensorflow
+
+COLOURS = [(200, 30, 30), (30, 200, 30), (30, 30, 200), (200, 200, 30), (90, 50, 40),
+           (160, 120, 200), (200, 100, 150)]
+
+
+def make_dataset(folder, per_class=4):
+    """A HAM10000-shaped folder: 200x150 JPEGs, one colour per class, 2 images per lesion."""
+    (folder / "images").mkdir(parents=True)
+    rows = []
+    for class_index, dx in enumerate(CLASSES):
+        for i in range(per_class):
+            image_id = f"ISIC_{class_index}{i:03d}"
+            array = lesion_array(200, 150, colour=COLOURS[class_index], seed=class_index * 100 + i)
+            (folder / "images" / f"{image_id}.jpg").write_bytes(encode(array, "JPEG", quality=85))
+            rows.append([f"HAM_{class_index}{i // 2}", image_id, dx, "histo",
+                         "" if i == 0 else str(30 + 5 * i), "male" if i % 2 else "unknown",
+                         "back" if i % 3 else "unknown"])
+    with open(folder / "HAM10000_metadata.csv", "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["lesion_id", "image_id", "dx", "dx_type", "age", "sex", "localization"])
+        writer.writerows(rows)
+    return rows
+
+
+@pytest.fixture(scope="session")
+def trained(tmp_path_factory):
+    from dermalens import train
+
+    root = tmp_path_factory.mktemp("training")
+    make_dataset(root / "data")
+    args = ["--data", str(root / "data"), "--out", str(root / "models"), "--name", "tiny",
+            "--work-dir", str(root / "work"), "--epochs", "2", "--input-size", "32",
+            "--widths", "8,8,16,16", "--batch-size", "8", "--val-fraction", "0.5"]
+    assert train.main(args) == 0
+    return root
+
+
+def test_training_writes_every_artefact(trained):
+    models = trained / "models"
+    for suffix in (".keras", ".json", ".split.csv", ".training-log.csv", ".training-curve.png"):
+        assert (models / f"tiny{suffix}").is_file(), suffix
+    card = json.loads((models / "tiny.json").read_text())
+    assert card["classes"] == list(CLASSES) and card["input_size"] == 32
+    assert card["sha256"] == hashlib.sha256((models / "tiny.keras").read_bytes()).hexdigest()
+    assert card["temperature"] > 0
+    assert set(card["thresholds"]) == {"urgent_malignant", "monitor_max_malignant"}
+    assert {"balanced_accuracy", "auc_malignant", "ece", "recall"} <= set(card["validation"])
+    with open(models / "tiny.training-log.csv") as handle:
+        log = list(csv.DictReader(handle))
+    assert [row["epoch"] for row in log] == ["1", "2"]
+    assert {"loss", "val_loss", "val_balanced_accuracy"} <= set(log[0])
+
+
+def test_split_keeps_each_lesion_on_one_side(trained):
+    with open(trained / "models" / "tiny.split.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    sides = {}
+    for row in rows:
+        sides.setdefault(row["lesion_id"], set()).add(row["split"])
+    assert all(len(side) == 1 for side in sides.values())
+    assert {row["split"] for row in rows} == {"train", "val"}
+
+
+def test_resume_continues_from_the_checkpoint(trained, tmp_path):
+    from dermalens import train
+
+    work = tmp_path / "work"
+    shutil.copytree(trained / "work", work)
+    args = ["--data", str(trained / "data"), "--out", str(tmp_path / "models"), "--name", "tiny",
+            "--work-dir", str(work), "--epochs", "3", "--input-size", "32", "--widths", "8,8,16,16",
+            "--batch-size", "8", "--val-fraction", "0.5", "--resume"]
+    assert train.main(args) == 0
+    with open(work / "training-log.csv") as handle:
+        assert [row["epoch"] for row in csv.DictReader(handle)] == ["1", "2", "3"]
+
+
+def test_classifier_analyses_any_image_with_or_without_metadata(trained):
+    from dermalens.inference import KerasClassifier
+
+    classifier = KerasClassifier(trained / "models" / "tiny.json")
+    for size, metadata in [((150, 200), {}), ((4000, 3000), {"age": 70, "sex": "female", "site": "face"}),
+                           ((333, 500), {"sex": "male"})]:
+        prediction = classifier.analyse(lesion_array(size[1], size[0]), **metadata)
+        assert sum(prediction.probabilities.values()) == pytest.approx(1.0)
+        assert prediction.heatmap.shape == (32, 32) and np.isfinite(prediction.heatmap).all()
+        assert 0 <= prediction.heatmap.min() and prediction.heatmap.max() <= 1
+    assert classifier.analyse(lesion_array(), explain=False).heatmap is None
+
+
+def test_classifier_refuses_tampered_or_missing_weights(trained, tmp_path):
+    from dermalens.inference import KerasClassifier, ModelLoadError
+
+    shutil.copy(trained / "models" / "tiny.json", tmp_path / "tiny.json")
+    with pytest.raises(ModelLoadError, match="weights not found"):
+        KerasClassifier(tmp_path / "tiny.json")
+    weights = bytearray((trained / "models" / "tiny.keras").read_bytes())
+    weights[-100] ^= 0xFF
+    (tmp_path / "tiny.keras").write_bytes(bytes(weights))
+    with pytest.raises(ModelLoadError, match="SHA-256"):
+        KerasClassifier(tmp_path / "tiny.json")
+    with pytest.raises(ModelLoadError, match="card not found"):
+        KerasClassifier(tmp_path / "missing.json")
+
+
+def test_app_refuses_to_start_on_tampered_weights(trained, tmp_path):
+    from dermalens import create_app
+    from dermalens.inference import ModelLoadError
+
+    shutil.copy(trained / "models" / "tiny.json", tmp_path / "tiny.json")
+    (tmp_path / "tiny.keras").write_bytes(b"not the released weights")
+    with pytest.raises(ModelLoadError, match="SHA-256"):
+        create_app({"MODEL_CARD": str(tmp_path / "tiny.json"), "SECRET_KEY": "x" * 40,
+                    "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'db.sqlite'}"},
+                   instance_path=str(tmp_path / "instance"))
+
+
+def test_evaluate_writes_metrics_and_plots(trained, tmp_path):
+    from dermalens import evaluate
+
+    labels = tmp_path / "labels.csv"
+    images = trained / "data" / "images"
+    with open(labels, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["image_id", "dx", "age", "sex", "localization"])
+        for class_index, dx in enumerate(CLASSES):
+            writer.writerow([f"ISIC_{class_index}000", dx, "", "unknown", ""])
+            writer.writerow([f"ISIC_{class_index}001", dx, "45", "female", "back"])
+        writer.writerow(["ISIC_missing", "nv", "", "", ""])
+    out = tmp_path / "evaluation"
+    assert evaluate.main(["--images", str(images), "--labels", str(labels), "--out", str(out),
+                          "--model-card", str(trained / "models" / "tiny.json")]) == 0
+    report = json.loads((out / "metrics.json").read_text())
+    assert report["n"] == 14 and len(report["skipped"]) == 1
+    for key in ("accuracy", "balanced_accuracy", "recall", "precision", "confusion_matrix",
+                "auc_malignant", "auc_melanoma", "ece", "indeterminate_rate"):
+        assert key in report
+    assert np.array(report["confusion_matrix"]).sum() == 14
+    assert (out / "confusion_matrix.png").stat().st_size > 0 and (out / "roc.png").stat().st_size > 0
+
+
+def test_predict_prints_the_analysis_as_json(trained, capsys):
+    from dermalens import predict
+
+    image = trained / "data" / "images" / "ISIC_4000.jpg"
+    assert predict.main([str(image), "--age", "50", "--sex", "male", "--site", "back",
+                         "--model-card", str(trained / "models" / "tiny.json")]) == 0
+    output = json.loads(capsys.readouterr().out)
+    assert set(output["probabilities"]) == set(CLASSES)
+    assert output["risk"]["category"] in {"urgent", "routine", "monitor", "indeterminate"}
