@@ -81,9 +81,9 @@ def register_extensions(app: Flask) -> None:
 
 
 def register_blueprints(app: Flask) -> None:
-    from dermalens.views import analyses, auth, history, reports
+    from dermalens.views import account, analyses, api, auth, history, reports
 
-    for blueprint in (auth.bp, analyses.bp, history.bp, reports.bp):
+    for blueprint in (auth.bp, analyses.bp, history.bp, reports.bp, account.bp, api.bp):
         app.register_blueprint(blueprint)
 
 

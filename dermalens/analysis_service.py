@@ -33,11 +33,15 @@ MAX_PAGE_SIZE = 100
 
 
 class InvalidInput(ValueError):
-    """A request the service refuses; `message` is safe to show, `field` names the culprit."""
+    """A request the service refuses; `message` is safe to show, `field` names the culprit.
 
-    def __init__(self, message: str, field: str | None = None):
+    `status` is the HTTP status the API answers with: 400 for a missing image, 415 for content
+    that is not an acceptable image, 422 for a field outside its allowed values.
+    """
+
+    def __init__(self, message: str, field: str | None = None, status: int = 422):
         super().__init__(message)
-        self.message, self.field = message, field
+        self.message, self.field, self.status = message, field, status
 
 
 @dataclass(frozen=True)
@@ -72,7 +76,7 @@ def parse_request(fields: Mapping[str, str], image: bytes | None,
     :raise InvalidInput: missing image, or a field outside its allowed values.
     """
     if not image:
-        raise InvalidInput("Choose a JPEG or PNG image of the lesion.", "image")
+        raise InvalidInput("Choose a JPEG or PNG image of the lesion.", "image", status=400)
     age_text = (fields.get("age") or "").strip()
     age = None
     if age_text:
@@ -135,7 +139,7 @@ def create_analysis(session: Session, classifier: Classifier, upload_folder: str
     try:
         rgb = decode_for_analysis(request.image)
     except preprocessing.InvalidImage as error:
-        raise InvalidInput(str(error), "image") from None
+        raise InvalidInput(str(error), "image", status=415) from None
 
     assessment = assess_image(classifier, rgb, request.age, request.sex, request.site)
     prediction = assessment.prediction

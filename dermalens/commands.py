@@ -1,14 +1,17 @@
-"""Operator commands: `flask --app app init-db`, `flask --app app create-user NAME`."""
+"""Operator commands: `flask --app app init-db | create-user NAME | create-token NAME`."""
 
 import sys
 
 import click
 from flask import Flask
 
-from dermalens import accounts
+from sqlalchemy import select
+
+from dermalens import accounts, tokens
 from dermalens.database import create_schema
 from dermalens.extensions import db
 from dermalens.forms import MIN_PASSWORD_LENGTH
+from dermalens.records import User
 
 
 def register(app: Flask) -> None:
@@ -34,3 +37,17 @@ def register(app: Flask) -> None:
         except accounts.AccountError as error:
             raise click.ClickException(str(error)) from None
         click.echo(f"Created user {username}.")
+
+    @app.cli.command("create-token")
+    @click.argument("username")
+    @click.option("--name", default="command line", show_default=True, help="Name of the token.")
+    def create_token(username, name):
+        """Create an API token for USERNAME and print it (only the token, once)."""
+        user = db.session.scalar(select(User).where(User.username == username))
+        if user is None:
+            raise click.ClickException(f"No user named {username}.")
+        try:
+            _, token = tokens.issue_token(db.session, user, name)
+        except tokens.TokenError as error:
+            raise click.ClickException(str(error)) from None
+        click.echo(token)

@@ -18,3 +18,10 @@ csrf = CSRFProtect()
 # Keyed on the TCP peer address, never on X-Forwarded-For, which a client can forge. Behind a
 # trusted proxy, the app applies ProxyFix with a fixed hop count (see create_app).
 limiter = Limiter(key_func=get_remote_address, default_limits=[])
+
+
+def config_limit(key: str):
+    """A rate limit read from app config at request time (so tests and operators can change it)."""
+    from flask import current_app
+
+    return lambda: current_app.config[key]

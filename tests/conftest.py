@@ -118,3 +118,12 @@ def row_count(app) -> int:
 def user_count(app) -> int:
     with app.app_context():
         return db.session.query(User).count()
+
+
+def token_for(app, username: str, name: str = "test") -> str:
+    """Issue an API token for an existing user, as the account page would."""
+    from dermalens import tokens
+
+    with app.app_context():
+        user = db.session.query(User).filter_by(username=username).one()
+        return tokens.issue_token(db.session, user, name)[1]

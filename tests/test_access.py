@@ -4,10 +4,10 @@ import re
 
 import pytest
 
-from tests.conftest import row_count, stored_files, upload
+from tests.conftest import row_count, stored_files, token_for, upload
 from tests.images import lesion_jpeg
 
-PUBLIC_ENDPOINTS = {"static", "auth.login", "auth.register"}
+PUBLIC_ENDPOINTS = {"static", "auth.login", "auth.register", "api.health", "api.info", "api.openapi"}
 
 
 def protected_urls(app, public_id="abcdefghijklmnopqrstuv"):
@@ -27,11 +27,20 @@ def test_every_non_public_url_is_covered(app):
     assert len(protected_urls(app)) >= 11
 
 
-def test_anonymous_users_are_redirected_to_sign_in_everywhere(app, client):
+def test_anonymous_users_are_sent_to_sign_in_or_get_401_json_everywhere(app, client):
     for method, url in protected_urls(app):
         response = client.open(url, method=method)
-        assert response.status_code == 302, (method, url)
-        assert "/login" in response.headers["Location"], (method, url)
+        if url.startswith("/api/"):
+            assert response.status_code == 401, (method, url)
+            assert response.json["error"]["code"] == 401
+        else:
+            assert response.status_code == 302, (method, url)
+            assert "/login" in response.headers["Location"], (method, url)
+
+
+@pytest.mark.parametrize("url", ["/api/health", "/api/info", "/api/v1/openapi.json"])
+def test_public_api_documents_need_no_token(client, url):
+    assert client.get(url).status_code == 200
 
 
 ANALYSIS_URLS = [
@@ -41,13 +50,18 @@ ANALYSIS_URLS = [
     ("GET", "/analyses/{id}/report.pdf"),
     ("GET", "/analyses/{id}/delete"),
     ("POST", "/analyses/{id}/delete"),
+    ("GET", "/api/v1/analyses/{id}"),
+    ("DELETE", "/api/v1/analyses/{id}"),
+    ("GET", "/api/v1/analyses/{id}/image"),
+    ("GET", "/api/v1/analyses/{id}/heatmap"),
+    ("GET", "/api/v1/analyses/{id}/report.pdf"),
 ]
 
 
 def test_analysis_urls_list_is_complete(app):
     listed = {url.format(id="X") for _, url in ANALYSIS_URLS}
     in_map = {rule.rule.replace("<public_id>", "X") for rule in app.url_map.iter_rules()
-              if "<public_id>" in rule.rule}
+              if "<public_id>" in rule.rule and not rule.rule.startswith("/account/")}
     assert in_map <= listed
 
 
@@ -56,7 +70,8 @@ def test_other_users_get_404_for_every_url_of_an_analysis(app, client, auth, ana
     files_before = stored_files(app)
     auth.logout()
     auth.register("mallory")
-    response = client.open(url.format(id=analysis_id), method=method)
+    headers = {"Authorization": f"Bearer {token_for(app, 'mallory')}"} if url.startswith("/api/") else {}
+    response = client.open(url.format(id=analysis_id), method=method, headers=headers)
     assert response.status_code == 404
     assert row_count(app) == 1 and stored_files(app) == files_before
     auth.logout()

@@ -5,7 +5,7 @@ from flask import (Blueprint, abort, current_app, flash, redirect, render_templa
 from flask_login import current_user, login_required
 
 from dermalens import analysis_service, storage
-from dermalens.extensions import db
+from dermalens.extensions import config_limit, db, limiter
 from dermalens.forms import AnalysisForm
 from dermalens.records import Analysis
 
@@ -38,6 +38,7 @@ def new():
 
 @bp.route("/analyses", methods=["POST"])
 @login_required
+@limiter.limit(config_limit("ANALYSIS_RATE_LIMIT"))
 def create():
     form = AnalysisForm()
     upload = request.files.get("image")

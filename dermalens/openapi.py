@@ -1,0 +1,150 @@
+"""The OpenAPI 3 description of the JSON API (kept beside the routes; a test checks they agree)."""
+
+from dermalens.lesions import BODY_SITES, CLASSES, SEXES
+from dermalens.risk import RISK_CATEGORIES
+
+
+def _error(description: str) -> dict:
+    return {"description": description,
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+
+
+def _analysis_id() -> dict:
+    return {"name": "public_id", "in": "path", "required": True, "schema": {"type": "string"}}
+
+
+def _owned(summary: str, content: dict, operation_id: str) -> dict:
+    return {"summary": summary, "operationId": operation_id, "parameters": [_analysis_id()],
+            "security": [{"bearerAuth": []}],
+            "responses": {"200": {"description": "OK", "content": content},
+                          "401": _error("Missing, invalid or revoked token"),
+                          "404": _error("No such analysis of yours")}}
+
+
+def openapi_document() -> dict:
+    probabilities = {"type": "object", "properties": {c: {"type": "number"} for c in CLASSES},
+                     "required": list(CLASSES)}
+    analysis = {
+        "type": "object",
+        "required": ["id", "created_at", "inputs", "probabilities", "top_class",
+                     "malignant_probability", "risk", "indeterminate", "indeterminate_reasons",
+                     "model", "urls"],
+        "properties": {
+            "id": {"type": "string"},
+            "created_at": {"type": "string", "format": "date-time"},
+            "inputs": {"type": "object"},
+            "probabilities": probabilities,
+            "ranked": {"type": "array", "items": {"type": "object"}},
+            "top_class": {"type": "string", "enum": list(CLASSES)},
+            "malignant_probability": {"type": "number"},
+            "risk": {"type": "object", "properties": {
+                "category": {"type": "string", "enum": list(RISK_CATEGORIES)},
+                "label": {"type": "string"}, "action": {"type": "string"}}},
+            "indeterminate": {"type": "boolean"},
+            "indeterminate_reasons": {"type": "array", "items": {"type": "string"}},
+            "heatmap_class": {"type": "string"},
+            "image_size": {"type": "object"},
+            "model": {"type": "object", "properties": {
+                "name": {"type": "string"}, "version": {"type": "string"}, "sha256": {"type": "string"}}},
+            "urls": {"type": "object", "properties": {
+                k: {"type": "string"} for k in ("self", "image", "heatmap", "report")}},
+            "disclaimer": {"type": "string"},
+        },
+    }
+    filters = [
+        {"name": "page", "in": "query", "schema": {"type": "integer", "minimum": 1, "default": 1}},
+        {"name": "per_page", "in": "query",
+         "schema": {"type": "integer", "minimum": 1, "default": 20},
+         "description": "Clamped to 100."},
+        {"name": "patient_ref", "in": "query", "schema": {"type": "string"},
+         "description": "Case-insensitive prefix match."},
+        {"name": "risk", "in": "query", "schema": {"type": "string", "enum": list(RISK_CATEGORIES)}},
+        {"name": "date_from", "in": "query", "schema": {"type": "string", "format": "date"}},
+        {"name": "date_to", "in": "query", "schema": {"type": "string", "format": "date"}},
+    ]
+    return {
+        "openapi": "3.0.3",
+        "info": {"title": "DermaLens API", "version": "1.0.0",
+                 "description": "Decision support for dermoscopic lesion triage. Not a diagnosis."},
+        "components": {
+            "securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer"}},
+            "schemas": {
+                "Error": {"type": "object", "required": ["error"], "properties": {"error": {
+                    "type": "object", "required": ["code", "message"],
+                    "properties": {"code": {"type": "integer"}, "message": {"type": "string"}}}}},
+                "Analysis": analysis,
+            },
+        },
+        "paths": {
+            "/api/health": {"get": {
+                "summary": "Liveness and readiness (no authentication)", "operationId": "health",
+                "responses": {"200": {"description": "Ready", "content": {"application/json": {
+                    "schema": {"type": "object", "properties": {
+                        "status": {"type": "string"}, "model_loaded": {"type": "boolean"},
+                        "model_version": {"type": "string"}, "device": {"type": "string"},
+                        "database": {"type": "boolean"}}}}}},
+                              "503": {"description": "Not ready"}}}},
+            "/api/info": {"get": {
+                "summary": "Classes, thresholds and model card summary", "operationId": "info",
+                "responses": {"200": {"description": "OK", "content": {"application/json": {
+                    "schema": {"type": "object"}}}}}}},
+            "/api/v1/openapi.json": {"get": {
+                "summary": "This document", "operationId": "openapi",
+                "responses": {"200": {"description": "OK", "content": {"application/json": {
+                    "schema": {"type": "object"}}}}}}},
+            "/api/v1/analyses": {
+                "post": {
+                    "summary": "Analyse an image", "operationId": "createAnalysis",
+                    "security": [{"bearerAuth": []}],
+                    "requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
+                        "type": "object", "required": ["image"], "properties": {
+                            "image": {"type": "string", "format": "binary",
+                                      "description": "JPEG or PNG dermoscopic image"},
+                            "patient_ref": {"type": "string", "maxLength": 64},
+                            "lesion_ref": {"type": "string", "maxLength": 64},
+                            "age": {"type": "integer", "minimum": 0, "maximum": 120},
+                            "sex": {"type": "string", "enum": list(SEXES)},
+                            "site": {"type": "string", "enum": list(BODY_SITES)},
+                            "note": {"type": "string", "maxLength": 2000}}}}}},
+                    "responses": {
+                        "201": {"description": "Created", "content": {"application/json": {
+                            "schema": {"$ref": "#/components/schemas/Analysis"}}}},
+                        "400": _error("No image"), "401": _error("Missing or invalid token"),
+                        "413": _error("Upload too large"), "415": _error("Not a JPEG/PNG image"),
+                        "422": _error("A field outside its allowed values"),
+                        "429": _error("Rate limited")}},
+                "get": {
+                    "summary": "List your analyses, newest first", "operationId": "listAnalyses",
+                    "security": [{"bearerAuth": []}], "parameters": filters,
+                    "responses": {
+                        "200": {"description": "OK", "content": {"application/json": {"schema": {
+                            "type": "object", "properties": {
+                                "items": {"type": "array",
+                                          "items": {"$ref": "#/components/schemas/Analysis"}},
+                                "page": {"type": "integer"}, "per_page": {"type": "integer"},
+                                "total": {"type": "integer"}, "pages": {"type": "integer"}}}}}},
+                        "400": _error("Invalid filter or paging"),
+                        "401": _error("Missing or invalid token")}},
+            },
+            "/api/v1/analyses/{public_id}": {
+                "get": _owned("One of your analyses",
+                              {"application/json": {"schema": {"$ref": "#/components/schemas/Analysis"}}},
+                              "getAnalysis"),
+                "delete": {"summary": "Delete one of your analyses, its image and heatmap",
+                           "operationId": "deleteAnalysis",
+                           "parameters": [_analysis_id()], "security": [{"bearerAuth": []}],
+                           "responses": {"204": {"description": "Deleted"},
+                                         "401": _error("Missing or invalid token"),
+                                         "404": _error("No such analysis of yours")}},
+            },
+            "/api/v1/analyses/{public_id}/report.pdf": {"get": _owned(
+                "PDF report (A4; ?paper=letter for Letter)",
+                {"application/pdf": {"schema": {"type": "string", "format": "binary"}}}, "getReport")},
+            "/api/v1/analyses/{public_id}/image": {"get": _owned(
+                "The stored image (JPEG)",
+                {"image/jpeg": {"schema": {"type": "string", "format": "binary"}}}, "getImage")},
+            "/api/v1/analyses/{public_id}/heatmap": {"get": _owned(
+                "The Grad-CAM overlay (PNG)",
+                {"image/png": {"schema": {"type": "string", "format": "binary"}}}, "getHeatmap")},
+        },
+    }

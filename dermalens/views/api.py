@@ -1,0 +1,203 @@
+"""JSON API (`/api/...`): the same analyses as the web pages, for other clinical systems.
+
+Authentication is a personal token in `Authorization: Bearer <token>`. These routes are exempt
+from CSRF on purpose: they never read the session cookie, so a browser cannot be tricked into
+sending credentials with a forged request.
+"""
+
+from functools import wraps
+
+from flask import Blueprint, abort, current_app, g, jsonify, request, send_file, url_for
+from sqlalchemy import text
+
+from dermalens import analysis_service, storage, tokens
+from dermalens.extensions import config_limit, csrf, db, limiter
+from dermalens.lesions import CLASS_GROUPS, CLASS_NAMES, CLASSES, MALIGNANT_CLASSES
+from dermalens.openapi import openapi_document
+from dermalens.records import Analysis
+from dermalens.risk import RISK_CATEGORIES
+from dermalens.views import errors
+from dermalens.views.reports import pdf_response
+
+bp = Blueprint("api", __name__, url_prefix="/api")
+csrf.exempt(bp)
+
+DISCLAIMER = "Decision support for qualified clinicians; not a diagnosis and not a medical device."
+DEFAULT_PAGE_SIZE = 20
+
+
+def token_required(view):
+    @wraps(view)
+    def wrapper(*args, **kwargs):
+        header = request.headers.get("Authorization", "")
+        scheme, _, token = header.partition(" ")
+        user = tokens.user_for_token(db.session, token.strip()) if scheme.lower() == "bearer" else None
+        if user is None:
+            response = errors.render_error(401, "A valid API token is required "
+                                                "(Authorization: Bearer <token>).")
+            response.headers["WWW-Authenticate"] = 'Bearer realm="dermalens"'
+            return response
+        g.api_user = user
+        return view(*args, **kwargs)
+
+    return wrapper
+
+
+def owned_or_404(public_id: str) -> Analysis:
+    analysis = analysis_service.get_owned_analysis(db.session, g.api_user.id, public_id)
+    if analysis is None:
+        abort(404)
+    return analysis
+
+
+def analysis_json(analysis: Analysis) -> dict:
+    risk = RISK_CATEGORIES[analysis.risk_category]
+    ids = {"public_id": analysis.public_id, "_external": True}
+    return {
+        "id": analysis.public_id,
+        "created_at": analysis.created_at.isoformat(timespec="seconds") + "Z",
+        "inputs": {"patient_ref": analysis.patient_ref, "lesion_ref": analysis.lesion_ref,
+                   "age": analysis.age, "sex": analysis.sex, "site": analysis.site,
+                   "note": analysis.note, "original_filename": analysis.original_filename},
+        "probabilities": analysis.probabilities,
+        "ranked": [{"class": code, "name": CLASS_NAMES[code], "probability": probability}
+                   for code, probability in analysis.ranked_classes],
+        "top_class": analysis.top_class,
+        "malignant_probability": analysis.malignant_probability,
+        "risk": {"category": risk.code, "label": risk.label, "action": risk.action},
+        "indeterminate": analysis.risk_category == "indeterminate",
+        "indeterminate_reasons": analysis.indeterminate_reasons,
+        "heatmap_class": analysis.heatmap_class,
+        "image_size": {"width": analysis.image_width, "height": analysis.image_height},
+        "model": {"name": analysis.model_name, "version": analysis.model_version,
+                  "sha256": analysis.model_sha256},
+        "urls": {"self": url_for("api.analysis", **ids), "image": url_for("api.image", **ids),
+                 "heatmap": url_for("api.heatmap", **ids), "report": url_for("api.report", **ids)},
+        "disclaimer": DISCLAIMER,
+    }
+
+
+@bp.get("/health")
+def health():
+    classifier = current_app.extensions.get("classifier")
+    try:
+        db.session.execute(text("SELECT 1"))
+        database = True
+    except Exception:  # noqa: BLE001 - any failure means "not reachable"; details stay in the log
+        current_app.logger.exception("database health check failed")
+        database = False
+    body = {"status": "ok" if classifier and database else "degraded",
+            "model_loaded": classifier is not None,
+            "model_version": classifier.info.version if classifier else None,
+            "device": getattr(classifier, "device", "CPU"), "database": database}
+    return jsonify(body), 200 if body["status"] == "ok" else 503
+
+
+@bp.get("/info")
+def info():
+    model = current_app.extensions["classifier"].info
+    validation = model.card.get("validation", {})
+    return jsonify({
+        "classes": [{"code": code, "name": CLASS_NAMES[code], "group": CLASS_GROUPS[code],
+                     "malignant": code in MALIGNANT_CLASSES} for code in CLASSES],
+        "input_size": model.input_size,
+        "thresholds": model.thresholds,
+        "risk_categories": [{"category": c.code, "label": c.label, "action": c.action}
+                            for c in RISK_CATEGORIES.values()],
+        "model": {"name": model.name, "version": model.version, "sha256": model.sha256,
+                  "architecture": model.card.get("architecture"),
+                  "validation": {key: validation.get(key) for key in
+                                 ("balanced_accuracy", "auc_malignant", "auc_melanoma", "ece")},
+                  "training_data": "HAM10000 (CC BY-NC 4.0)"},
+        "disclaimer": DISCLAIMER,
+    })
+
+
+@bp.get("/v1/openapi.json")
+def openapi():
+    return jsonify(openapi_document())
+
+
+@bp.post("/v1/analyses")
+@token_required
+@limiter.limit(config_limit("ANALYSIS_RATE_LIMIT"))
+def create_analysis():
+    upload = request.files.get("image")
+    try:
+        analysis_request = analysis_service.parse_request(
+            request.form, upload.read() if upload else None, upload.filename if upload else None)
+        analysis = analysis_service.create_analysis(
+            db.session, current_app.extensions["classifier"], current_app.config["UPLOAD_FOLDER"],
+            g.api_user.id, analysis_request)
+    except analysis_service.InvalidInput as error:
+        return errors.render_error(error.status, error.message)
+    response = jsonify(analysis_json(analysis))
+    response.status_code = 201
+    response.headers["Location"] = url_for("api.analysis", public_id=analysis.public_id)
+    return response
+
+
+@bp.get("/v1/analyses")
+@token_required
+def list_analyses():
+    page = _positive_int(request.args.get("page"), 1)
+    page_size = _positive_int(request.args.get("per_page"), DEFAULT_PAGE_SIZE)
+    if page is None or page_size is None:
+        return errors.render_error(400, "page and per_page must be positive integers.")
+    page_size = min(page_size, analysis_service.MAX_PAGE_SIZE)
+    try:
+        filters = analysis_service.parse_history_filters(request.args)
+    except analysis_service.InvalidInput as error:
+        return errors.render_error(400, error.message)
+    items, total = analysis_service.list_analyses(db.session, g.api_user.id, filters, page, page_size)
+    return jsonify({"items": [analysis_json(item) for item in items], "page": page,
+                    "per_page": page_size, "total": total, "pages": max(1, -(-total // page_size))})
+
+
+def _positive_int(text: str | None, default: int) -> int | None:
+    """Query value -> positive int; the default when absent; None when invalid."""
+    if text is None:
+        return default
+    return int(text) if text.isdigit() and int(text) >= 1 else None
+
+
+@bp.get("/v1/analyses/<public_id>")
+@token_required
+def analysis(public_id):
+    return jsonify(analysis_json(owned_or_404(public_id)))
+
+
+@bp.delete("/v1/analyses/<public_id>")
+@token_required
+def delete_analysis(public_id):
+    analysis_service.delete_analysis(db.session, current_app.config["UPLOAD_FOLDER"],
+                                     owned_or_404(public_id))
+    return "", 204
+
+
+@bp.get("/v1/analyses/<public_id>/report.pdf")
+@token_required
+def report(public_id):
+    from dermalens import report_service
+
+    analysis = owned_or_404(public_id)
+    paper = "letter" if request.args.get("paper") == "letter" else "a4"
+    document = report_service.render_pdf(analysis, g.api_user.username,
+                                         current_app.config["UPLOAD_FOLDER"], paper)
+    return pdf_response(document, analysis.public_id)
+
+
+@bp.get("/v1/analyses/<public_id>/image")
+@token_required
+def image(public_id):
+    analysis = owned_or_404(public_id)
+    return send_file(storage.stored_path(current_app.config["UPLOAD_FOLDER"], analysis.image_file),
+                     mimetype="image/jpeg")
+
+
+@bp.get("/v1/analyses/<public_id>/heatmap")
+@token_required
+def heatmap(public_id):
+    analysis = owned_or_404(public_id)
+    return send_file(storage.stored_path(current_app.config["UPLOAD_FOLDER"], analysis.heatmap_file),
+                     mimetype="image/png")
