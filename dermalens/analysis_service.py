@@ -18,7 +18,7 @@ from datetime import date, datetime, timedelta
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from dermalens import explanation, preprocessing, storage
+from dermalens import explanation, gate, preprocessing, storage
 from dermalens.inference import Classifier, Prediction
 from dermalens.lesions import BODY_SITES, CLASSES, MAX_AGE, MIN_AGE, SEXES
 from dermalens.records import Analysis
@@ -124,9 +124,21 @@ def assess_image(classifier: Classifier, rgb, age: int | None = None, sex: str |
     """The app's inference path for one decoded image, shared by the web app, the API,
     `dermalens.evaluate` and `dermalens.predict`."""
     prediction = classifier.analyse(rgb, age=age, sex=sex, site=site, explain=explain)
-    reasons: list[str] = []
+    reasons = indeterminate_reasons(classifier, rgb, prediction)
     risk_category = assess_risk(prediction.probabilities, classifier.info.thresholds, reasons)
     return Assessment(prediction, risk_category, reasons)
+
+
+def indeterminate_reasons(classifier: Classifier, rgb, prediction: Prediction) -> list[str]:
+    """Why this answer should not be relied on: the image gate first, then low confidence."""
+    if classifier.gate is not None:
+        reasons = classifier.gate.reasons(rgb, prediction.embedding)
+        if reasons:
+            return reasons
+    min_confidence = classifier.info.thresholds.get("min_confidence")
+    if min_confidence is not None:
+        return gate.confidence_reasons(prediction.probabilities, min_confidence)
+    return []
 
 
 def create_analysis(session: Session, classifier: Classifier, upload_folder: str, owner_id: int,

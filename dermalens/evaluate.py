@@ -1,10 +1,15 @@
 """Evaluate the shipped model on a labelled folder of images, through the app's inference path.
 
     python -m dermalens.evaluate --images DIR --labels CSV --out DIR
+    python -m dermalens.evaluate --out-of-scope DIR --out DIR
 
 DIR holds `<image_id>.jpg` or `.png` of any size; CSV has `image_id,dx` and optionally
 `age,sex,localization` (HAM10000 vocabulary; empty or "unknown" = unknown). Writes
 `metrics.json`, `predictions.csv`, `confusion_matrix.png` and `roc.png` to --out.
+
+With --out-of-scope, every image in DIR is taken as NOT a dermoscopic lesion image; the command
+prints and writes (`out_of_scope.json`) the fraction the app declines to assess, by file-name
+prefix (see `python -m dermalens.out_of_scope`).
 """
 
 import argparse
@@ -24,11 +29,15 @@ IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".JPG", ".JPEG", ".PNG")
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--images", required=True, type=Path)
-    parser.add_argument("--labels", required=True, type=Path)
+    parser.add_argument("--images", type=Path)
+    parser.add_argument("--labels", type=Path)
+    parser.add_argument("--out-of-scope", type=Path, help="folder of out-of-scope images")
     parser.add_argument("--out", required=True, type=Path)
     parser.add_argument("--model-card", default=str(DEFAULT_MODEL_CARD))
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if not args.out_of_scope and not (args.images and args.labels):
+        parser.error("give --images and --labels, or --out-of-scope")
+    return args
 
 
 def read_labels(path: Path) -> list[dict]:
@@ -89,6 +98,30 @@ def evaluate(classifier, images: Path, rows: list[dict], progress=None) -> dict:
         ids.append(row["image_id"])
     return {"labels": np.array(labels, int), "probabilities": np.array(probabilities, float).reshape(-1, 7),
             "indeterminate": np.array(indeterminate, bool), "skipped": skipped, "ids": ids}
+
+
+def measure_out_of_scope(classifier, folder: Path) -> dict:
+    """Share of the images in `folder` the app declines (gate reasons, or any indeterminate)."""
+    from dermalens import analysis_service, preprocessing
+
+    by_kind: dict[str, list[tuple[bool, bool]]] = {}
+    for path in sorted(p for p in folder.iterdir() if p.suffix in IMAGE_SUFFIXES):
+        try:
+            rgb = analysis_service.decode_for_analysis(path.read_bytes())
+        except preprocessing.InvalidImage:
+            declined = (True, True)  # refused at upload, never analysed
+        else:
+            assessment = analysis_service.assess_image(classifier, rgb, explain=False)
+            gate_reasons = classifier.gate.reasons(rgb, assessment.prediction.embedding) if classifier.gate else []
+            declined = (bool(gate_reasons), bool(assessment.indeterminate_reasons))
+        by_kind.setdefault(path.stem.split("-")[0], []).append(declined)
+
+    def fractions(pairs):
+        return {"n": len(pairs), "gate_flagged": float(np.mean([p[0] for p in pairs])),
+                "indeterminate": float(np.mean([p[1] for p in pairs]))}
+
+    everything = [pair for pairs in by_kind.values() for pair in pairs]
+    return {**fractions(everything), "by_kind": {k: fractions(v) for k, v in sorted(by_kind.items())}}
 
 
 def summarise(results: dict) -> dict:
@@ -178,11 +211,22 @@ def main(argv=None) -> int:
     from dermalens.inference import KerasClassifier, ModelLoadError
 
     try:
-        rows = read_labels(args.labels)
+        rows = read_labels(args.labels) if args.labels else []
         classifier = KerasClassifier(args.model_card)
     except (OSError, ValueError, ModelLoadError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    args.out.mkdir(parents=True, exist_ok=True)
+    if args.out_of_scope:
+        result = measure_out_of_scope(classifier, args.out_of_scope)
+        (args.out / "out_of_scope.json").write_text(json.dumps(result, indent=2) + "\n")
+        print(f"out-of-scope images: {result['n']}; flagged by the gate {result['gate_flagged']:.1%}; "
+              f"indeterminate overall {result['indeterminate']:.1%}")
+        for kind, figures in result["by_kind"].items():
+            print(f"  {kind:12s} n={figures['n']:3d}  gate {figures['gate_flagged']:.1%}  "
+                  f"indeterminate {figures['indeterminate']:.1%}")
+        if not rows:
+            return 0
     results = evaluate(classifier, args.images, rows,
                        progress=lambda items: tqdm(items, desc="evaluating", unit="img"))
     if not len(results["labels"]):
@@ -191,7 +235,6 @@ def main(argv=None) -> int:
     report = summarise(results)
     report["model"] = {"name": classifier.info.name, "version": classifier.info.version,
                        "sha256": classifier.info.sha256}
-    args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "metrics.json").write_text(json.dumps(report, indent=2) + "\n")
     with open(args.out / "predictions.csv", "w", newline="") as handle:
         writer = csv.writer(handle)

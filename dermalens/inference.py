@@ -11,12 +11,15 @@ import os
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
 from dermalens import preprocessing
 from dermalens.lesions import CLASSES, MALIGNANT_CLASSES
+
+if TYPE_CHECKING:
+    from dermalens.gate import Gate
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -49,6 +52,8 @@ class Prediction:
     probabilities: dict[str, float]
     heatmap: np.ndarray | None
     heatmap_class: str
+    # The network's pooled features (for the scope gate); None for classifiers without one.
+    embedding: np.ndarray | None = None
 
     @property
     def top_class(self) -> str:
@@ -62,6 +67,7 @@ class Prediction:
 class Classifier(Protocol):
     info: ModelInfo
     device: str
+    gate: "Gate | None"
 
     def analyse(self, rgb: np.ndarray, age=None, sex=None, site=None, explain: bool = True) -> Prediction:
         """Calibrated probabilities for one RGB image (any size) and, if `explain`, the Grad-CAM
@@ -106,11 +112,76 @@ def read_model_card(card_path: str | Path) -> tuple[ModelInfo, Path]:
     return info, weights_path
 
 
+class NetworkRunner:
+    """The network's compiled forward pass, with optional test-time augmentation (TTA).
+
+    Returns logits and the pooled embedding, each averaged over the views: the image itself and,
+    with TTA, its horizontal, vertical and double flips (dermoscopic images have no "up").
+    One traced graph serves every request; no per-call model building.
+    """
+
+    EMBEDDING_LAYER = "pool"
+
+    def __init__(self, model, input_size: int, tta: bool):
+        import keras
+        import tensorflow as tf
+
+        # A second functional view on the same layers (the loaded model is never modified).
+        network = keras.Model(model.inputs, [model.output, model.get_layer(self.EMBEDDING_LAYER).output])
+        self.tta = tta
+
+        def forward(images, metadata):
+            views = [images]
+            if tta:
+                views += [tf.reverse(images, [2]), tf.reverse(images, [1]), tf.reverse(images, [1, 2])]
+            count = len(views)
+            logits, embeddings = network({"image": tf.concat(views, 0),
+                                          "metadata": tf.tile(metadata, [count, 1])}, training=False)
+            batch = tf.shape(images)[0]
+            return (tf.reduce_mean(tf.reshape(logits, [count, batch, -1]), 0),
+                    tf.reduce_mean(tf.reshape(embeddings, [count, batch, -1]), 0))
+
+        self._forward = tf.function(forward, input_signature=[
+            tf.TensorSpec((None, input_size, input_size, 3), tf.float32),
+            tf.TensorSpec((None, preprocessing.METADATA_SIZE), tf.float32)])
+
+    def __call__(self, images: np.ndarray, metadata: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        logits, embeddings = self._forward(images, metadata)
+        return logits.numpy(), embeddings.numpy()
+
+
+def calibrated_probabilities(logits: np.ndarray, temperature: float) -> np.ndarray:
+    """softmax(logits / T) over the last axis, in float64."""
+    scaled = np.asarray(logits, np.float64) / temperature
+    exp = np.exp(scaled - scaled.max(axis=-1, keepdims=True))
+    return exp / exp.sum(axis=-1, keepdims=True)
+
+
+def load_gate(card_path: Path, card: dict):
+    """The fitted gate named by the card, checksum-verified; None if the card has no gate.
+
+    :raise ModelLoadError: gate file missing or not the one the card describes.
+    """
+    from dermalens.gate import Gate
+
+    section = card.get("gate")
+    if not section:
+        return None
+    gate_path = card_path.parent / section["file"]
+    if not gate_path.is_file():
+        raise ModelLoadError(f"Gate parameters not found: {gate_path} (described by {card_path}).")
+    if sha256_of_file(gate_path) != section["sha256"]:
+        raise ModelLoadError(f"Gate parameters {gate_path} do not match the SHA-256 in {card_path}.")
+    return Gate.load(gate_path, section["thresholds"])
+
+
 class KerasClassifier:
     """The trained Keras ResNet, loaded once per process and safe to call from several threads."""
 
     def __init__(self, card_path: str | Path):
+        card_path = Path(card_path)
         self.info, weights_path = read_model_card(card_path)
+        self.gate = load_gate(card_path, self.info.card)
         import keras
         import tensorflow as tf
         from tf_keras_vis.gradcam import Gradcam
@@ -118,39 +189,28 @@ class KerasClassifier:
         # safe_mode refuses lambda layers and arbitrary code in the archive (CVE-2025-1550 class).
         self.model = keras.models.load_model(weights_path, compile=False, safe_mode=True)
         self.feature_layer = self.info.card.get("feature_layer", "features")
-        size = self.info.input_size
-        self._logits = tf.function(
-            lambda image, metadata: self.model({"image": image, "metadata": metadata}, training=False),
-            input_signature=[tf.TensorSpec((None, size, size, 3), tf.float32),
-                             tf.TensorSpec((None, preprocessing.METADATA_SIZE), tf.float32)],
-            reduce_retracing=True,
-        )
+        self.runner = NetworkRunner(self.model, self.info.input_size,
+                                    tta=self.info.card.get("tta", False))
         # The model outputs logits, so no activation swap is needed (and the served model is
         # never modified); the Grad-CAM wrapper is built once, not per request.
         self._gradcam = Gradcam(self.model, clone=False)
         self._gradcam_lock = threading.Lock()
         self.device = "GPU" if tf.config.list_physical_devices("GPU") else "CPU"
+        size = self.info.input_size
         self.analyse(np.zeros((size, size, 3), np.uint8))  # trace and build once, at startup
 
-    def _inputs(self, rgb, age, sex, site):
+    def analyse(self, rgb, age=None, sex=None, site=None, explain: bool = True) -> Prediction:
         image = preprocessing.network_input(rgb, self.info.input_size)[None]
         metadata = preprocessing.encode_metadata(age, sex, site)[None]
-        return image, metadata
-
-    def _calibrated(self, logits: np.ndarray) -> np.ndarray:
-        scaled = logits.astype(np.float64) / self.info.temperature
-        exp = np.exp(scaled - scaled.max())
-        return exp / exp.sum()
-
-    def analyse(self, rgb, age=None, sex=None, site=None, explain: bool = True) -> Prediction:
-        image, metadata = self._inputs(rgb, age, sex, site)
-        probabilities = self._calibrated(self._logits(image, metadata).numpy()[0])
+        logits, embeddings = self.runner(image, metadata)
+        probabilities = calibrated_probabilities(logits[0], self.info.temperature)
         top_index = int(np.argmax(probabilities))
         heatmap = self._heatmap(image, metadata, top_index) if explain else None
         return Prediction(
             probabilities={name: float(p) for name, p in zip(CLASSES, probabilities)},
             heatmap=heatmap,
             heatmap_class=CLASSES[top_index],
+            embedding=embeddings[0],
         )
 
     def _heatmap(self, image, metadata, class_index: int) -> np.ndarray:

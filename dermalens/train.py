@@ -5,11 +5,13 @@
 The folder holds `HAM10000_metadata.csv` (lesion_id,image_id,dx,...,age,sex,localization) and
 `images/<image_id>.jpg`. Images are split by lesion_id (stratified by diagnosis, fixed seed) so
 that no lesion has photos on both sides. Class imbalance is answered with inverse-frequency loss
-weights; probabilities are calibrated afterwards by temperature scaling on the validation split.
+weights; probabilities are calibrated afterwards by temperature scaling on the validation split
+(see dermalens.calibrate).
 
 Outputs in --out: `<name>.keras` (network), `<name>.json` (model card data), `<name>.split.csv`,
-`<name>.training-log.csv`, `<name>.training-curve.png`. Checkpoints (one per epoch, for --resume)
-go to --work-dir.
+`<name>.training-log.csv`, `<name>.training-curve.png`, and, from `dermalens.calibrate`, the
+temperature, thresholds and `<name>.gate.npz`. Checkpoints (one per epoch, for --resume) go to
+--work-dir.
 """
 
 import argparse
@@ -53,6 +55,7 @@ def parse_args(argv=None):
     parser.add_argument("--val-fraction", type=float, default=0.15)
     parser.add_argument("--seed", type=int, default=20261121)
     parser.add_argument("--limit", type=int, help="use only the first N images (smoke runs)")
+    parser.add_argument("--no-tta", action="store_true", help="calibrate without test-time augmentation")
     return parser.parse_args(argv)
 
 
@@ -245,35 +248,6 @@ def plot_curves(log_path: Path, out_path: Path) -> None:
     plt.close(figure)
 
 
-def choose_thresholds(labels: np.ndarray, probabilities: np.ndarray) -> dict:
-    """Risk thresholds from the validation split.
-
-    - `monitor_max_malignant`: a benign-looking lesion is only "monitor" below this malignant
-      probability; set so that at least 95% of malignant validation lesions are referred.
-    - `urgent_malignant`: malignant probability above which referral is urgent whatever the top
-      class; the lowest threshold at which at least half of those flagged are malignant.
-    """
-    malignant = np.isin(labels, metrics.MALIGNANT_INDICES)
-    scores = metrics.malignant_probability(probabilities)
-    top = probabilities.argmax(axis=1)
-    benign_top = ~np.isin(top, metrics.MALIGNANT_INDICES)
-    # Malignant lesions the top class alone would send to "monitor": the threshold must catch
-    # enough of them to reach 95% referral overall.
-    missed_scores = np.sort(scores[malignant & benign_top])
-    allowed_misses = int(np.floor(0.05 * malignant.sum()))
-    if len(missed_scores) <= allowed_misses:
-        monitor_max = 0.5
-    else:
-        monitor_max = float(missed_scores[len(missed_scores) - allowed_misses - 1])
-    urgent = 0.8
-    for threshold in np.arange(0.3, 0.95, 0.01):
-        flagged = scores >= threshold
-        if flagged.sum() and malignant[flagged].mean() >= 0.5:
-            urgent = float(round(threshold, 2))
-            break
-    return {"monitor_max_malignant": round(min(monitor_max, urgent), 4), "urgent_malignant": urgent}
-
-
 def sha256_of(path: Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
@@ -343,33 +317,27 @@ def main(argv=None) -> int:
                   steps_per_epoch=steps_per_epoch, callbacks=[keeper],
                   verbose=1 if sys.stdout.isatty() else 2)
 
-    finish(args, model, work_dir, state, inputs[is_val], meta[is_val], labels[is_val], widths,
-           int((~is_val).sum()))
+    finish(args, model, work_dir, state, widths, int((~is_val).sum()), int(is_val.sum()))
     return 0
 
 
-def finish(args, model, work_dir, state, val_inputs, val_meta, val_labels, widths, train_count):
-    """Calibrate the best epoch, choose thresholds, and write the shipped model and its card."""
+def finish(args, model, work_dir, state, widths, train_count, val_count):
+    """Ship the best epoch: weights, training artefacts and the card, then calibrate the card."""
+    from dermalens import calibrate
     from dermalens.network import FEATURE_LAYER, build_resnet
 
     model.load_weights(work_dir / "best.weights.h5")
     # A fresh graph without optimizer state is what we ship (smaller, nothing but weights).
     shipped = build_resnet(args.input_size, preprocessing.METADATA_SIZE, widths=widths)
     shipped.set_weights(model.get_weights())
-    logits = predict_logits(shipped, val_inputs, val_meta)
-    temperature = metrics.fit_temperature(logits, val_labels)
-    probabilities = metrics.softmax(logits, temperature)
-    report = metrics.classification_report(val_labels, probabilities)
-    report["ece_uncalibrated"] = metrics.expected_calibration_error(val_labels, metrics.softmax(logits))
-
     weights_path = args.out / f"{args.name}.keras"
     shipped.save(weights_path)
-    for artefact, target in (("split.csv", "split.csv"), ("training-log.csv", "training-log.csv")):
-        (args.out / f"{args.name}.{target}").write_bytes((work_dir / artefact).read_bytes())
+    for artefact in ("split.csv", "training-log.csv"):
+        (args.out / f"{args.name}.{artefact}").write_bytes((work_dir / artefact).read_bytes())
     plot_curves(work_dir / "training-log.csv", args.out / f"{args.name}.training-curve.png")
-    np.savez_compressed(work_dir / "validation-logits.npz", logits=logits, labels=val_labels)
 
-    card = {
+    card_path = args.out / f"{args.name}.json"
+    card_path.write_text(json.dumps({
         "name": args.name,
         "version": "1.0.0",
         "architecture": f"ResNet-18-style (basic blocks, 2 per stage, widths {list(widths)}), "
@@ -377,30 +345,26 @@ def finish(args, model, work_dir, state, val_inputs, val_meta, val_labels, width
         "feature_layer": FEATURE_LAYER,
         "input_size": args.input_size,
         "classes": list(CLASSES),
-        "preprocessing": "decode (Pillow, EXIF-transposed, RGB) -> centre square -> area resize to "
-                         f"{args.input_size}x{args.input_size} -> x/127.5-1; metadata: age/120 + known "
-                         "flag, one-hot sex, one-hot HAM10000 localization (unknown = zeros)",
-        "temperature": temperature,
-        "thresholds": choose_thresholds(val_labels, probabilities),
-        "validation": report,
+        "preprocessing": "decode (Pillow, EXIF-transposed, RGB, longer side <= 1024) -> centre "
+                         f"square -> area resize to {args.input_size}x{args.input_size} -> "
+                         "x/127.5-1; metadata: age/120 + known flag, one-hot sex, one-hot HAM10000 "
+                         "localization (unknown = zeros)",
         "training": {
             "command": "python -m dermalens.train " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
             "data": "HAM10000 (ISIC 2018 Task 3 training set), 200x150 copies, CC BY-NC 4.0",
             "split": f"by lesion_id, stratified by dx, {args.val_fraction:.0%} of lesions held out, "
                      f"seed {args.seed}",
             "train_images": train_count,
-            "validation_images": int(len(val_labels)),
+            "validation_images": val_count,
             "epochs_run": state["completed_epochs"],
             "best_epoch": state["best_epoch"],
             "imbalance": "inverse-frequency class weights in the loss",
+            "augmentation": "random square crops (49-100% of the area), flips, 90-degree "
+                            "rotations, brightness/contrast/saturation/hue jitter, metadata dropout",
         },
         "sha256": sha256_of(weights_path),
-    }
-    (args.out / f"{args.name}.json").write_text(json.dumps(card, indent=2) + "\n")
-    print(json.dumps({k: card["validation"][k] for k in
-                      ("balanced_accuracy", "accuracy", "auc_malignant", "auc_melanoma", "ece")},
-                     indent=2))
-    print("melanoma recall", card["validation"]["recall"]["mel"], "temperature", round(temperature, 3))
+    }, indent=2) + "\n")
+    calibrate.calibrate(card_path, args.data, tta=not args.no_tta)
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ class FakeClassifier:
                               input_size=32, temperature=1.0, thresholds=dict(FAKE_THRESHOLDS),
                               card={"validation": {}})
         self.device = "CPU"
+        self.gate = None
         self.fail = fail
         self.calls = 0
 

@@ -55,13 +55,15 @@ def trained(tmp_path_factory):
 
 def test_training_writes_every_artefact(trained):
     models = trained / "models"
-    for suffix in (".keras", ".json", ".split.csv", ".training-log.csv", ".training-curve.png"):
+    for suffix in (".keras", ".json", ".gate.npz", ".split.csv", ".training-log.csv",
+                   ".training-curve.png"):
         assert (models / f"tiny{suffix}").is_file(), suffix
     card = json.loads((models / "tiny.json").read_text())
     assert card["classes"] == list(CLASSES) and card["input_size"] == 32
     assert card["sha256"] == hashlib.sha256((models / "tiny.keras").read_bytes()).hexdigest()
     assert card["temperature"] > 0
-    assert set(card["thresholds"]) == {"urgent_malignant", "monitor_max_malignant"}
+    assert set(card["thresholds"]) == {"urgent_malignant", "monitor_max_malignant", "min_confidence"}
+    assert (models / card["gate"]["file"]).is_file() and isinstance(card["coverage"], list)
     assert {"balanced_accuracy", "auc_malignant", "ece", "recall"} <= set(card["validation"])
     with open(models / "tiny.training-log.csv") as handle:
         log = list(csv.DictReader(handle))
