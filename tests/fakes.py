@@ -12,13 +12,23 @@ from dermalens.lesions import CLASSES
 FAKE_THRESHOLDS = {"urgent_malignant": 0.6, "monitor_max_malignant": 0.2}
 
 
+class FakeGate:
+    """Declines every image with the given reasons (an empty list accepts everything)."""
+
+    def __init__(self, reasons: list[str]):
+        self._reasons = list(reasons)
+
+    def reasons(self, rgb, embedding) -> list[str]:
+        return list(self._reasons)
+
+
 class FakeClassifier:
-    def __init__(self, fail: bool = False):
+    def __init__(self, fail: bool = False, gate_reasons: list[str] | None = None):
         self.info = ModelInfo(name="fake-resnet", version="0.0-test", sha256="f" * 64,
                               input_size=32, temperature=1.0, thresholds=dict(FAKE_THRESHOLDS),
                               card={"validation": {}})
         self.device = "CPU"
-        self.gate = None
+        self.gate = FakeGate(gate_reasons) if gate_reasons else None
         self.fail = fail
         self.calls = 0
 

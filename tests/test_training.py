@@ -167,3 +167,19 @@ def test_predict_prints_the_analysis_as_json(trained, capsys):
     output = json.loads(capsys.readouterr().out)
     assert set(output["probabilities"]) == set(CLASSES)
     assert output["risk"]["category"] in {"urgent", "routine", "monitor", "indeterminate"}
+
+
+def test_evaluate_measures_out_of_scope_images(trained, tmp_path):
+    from dermalens import evaluate
+
+    folder = tmp_path / "ood"
+    folder.mkdir()
+    for index, colour in enumerate([(255, 255, 255), (0, 0, 0), (30, 200, 30)]):
+        (folder / f"blank-{index}.png").write_bytes(encode(np.full((300, 400, 3), colour, np.uint8), "PNG"))
+    (folder / "tiny-0.png").write_bytes(encode(lesion_array(60, 60), "PNG"))
+    out = tmp_path / "out"
+    assert evaluate.main(["--out-of-scope", str(folder), "--out", str(out),
+                          "--model-card", str(trained / "models" / "tiny.json")]) == 0
+    result = json.loads((out / "out_of_scope.json").read_text())
+    assert result["n"] == 4 and set(result["by_kind"]) == {"blank", "tiny"}
+    assert result["by_kind"]["tiny"]["gate_flagged"] == 1.0  # below the minimum size
