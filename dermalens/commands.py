@@ -1,4 +1,4 @@
-"""Operator commands: `flask --app app init-db | create-user NAME | create-token NAME`."""
+"""Operator commands: `flask --app app init-db | create-user | create-token | audit export | doctor`."""
 
 import sys
 
@@ -7,7 +7,7 @@ from flask import Flask
 
 from sqlalchemy import select
 
-from dermalens import accounts, tokens
+from dermalens import accounts, audit, maintenance, tokens
 from dermalens.database import create_schema
 from dermalens.extensions import db
 from dermalens.forms import MIN_PASSWORD_LENGTH
@@ -47,7 +47,38 @@ def register(app: Flask) -> None:
         if user is None:
             raise click.ClickException(f"No user named {username}.")
         try:
-            _, token = tokens.issue_token(db.session, user, name)
+            record, token = tokens.issue_token(db.session, user, name)
         except tokens.TokenError as error:
             raise click.ClickException(str(error)) from None
+        audit.record(db.session, "token_created", user=user, record_id=record.public_id,
+                     remote_address="command line", detail=name)
         click.echo(token)
+
+    @app.cli.group("audit")
+    def audit_group():
+        """The audit trail."""
+
+    @audit_group.command("export")
+    @click.option("--out", type=click.File("w"), default="-", help="CSV file (default: stdout).")
+    def audit_export(out):
+        """Write the whole audit trail as CSV, oldest first."""
+        count = audit.export_csv(db.session, out)
+        click.echo(f"Exported {count} audit events.", err=True)
+
+    @app.cli.command("doctor")
+    @click.option("--fix", is_flag=True, help="Delete orphan files (files without a record).")
+    def doctor(fix):
+        """Check that every analysis has its files and every stored file has its analysis."""
+        report = maintenance.check_storage(db.session, app.config["UPLOAD_FOLDER"])
+        for name in report.orphan_files:
+            click.echo(f"orphan file (no analysis): {name}")
+        for public_id in report.records_missing_files:
+            click.echo(f"analysis {public_id} is missing its image or heatmap file")
+        if fix and report.orphan_files:
+            maintenance.remove_orphans(app.config["UPLOAD_FOLDER"], report.orphan_files)
+            click.echo(f"removed {len(report.orphan_files)} orphan files")
+        click.echo(f"{report.analyses} analyses, {report.files} files, "
+                   f"{len(report.orphan_files)} orphan files, "
+                   f"{len(report.records_missing_files)} analyses missing files")
+        if report.records_missing_files or (report.orphan_files and not fix):
+            raise SystemExit(1)

@@ -36,6 +36,7 @@ def from_environment(instance_path: str) -> dict:
         "RATELIMIT_HEADERS_ENABLED": True,
         "LOGIN_RATE_LIMIT": os.environ.get("DERMALENS_LOGIN_RATE_LIMIT", "10 per minute"),
         "ANALYSIS_RATE_LIMIT": os.environ.get("DERMALENS_ANALYSIS_RATE_LIMIT", "120 per minute"),
+        "PDF_RATE_LIMIT": os.environ.get("DERMALENS_PDF_RATE_LIMIT", "60 per minute"),
         "HISTORY_PAGE_SIZE": 20,
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",

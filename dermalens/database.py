@@ -1,6 +1,6 @@
 """SQLite connection settings and schema creation."""
 
-from sqlalchemy import event
+from sqlalchemy import event, text
 from sqlalchemy.engine import Engine
 
 from dermalens.extensions import db
@@ -23,8 +23,21 @@ def configure_sqlite(engine: Engine) -> None:
         cursor.close()
 
 
+# The audit trail is append-only even for code that bypasses the ORM.
+_AUDIT_TRIGGERS = (
+    "CREATE TRIGGER IF NOT EXISTS audit_events_no_update BEFORE UPDATE ON audit_events "
+    "BEGIN SELECT RAISE(ABORT, 'audit events are append-only'); END",
+    "CREATE TRIGGER IF NOT EXISTS audit_events_no_delete BEFORE DELETE ON audit_events "
+    "BEGIN SELECT RAISE(ABORT, 'audit events are append-only'); END",
+)
+
+
 def create_schema() -> None:
-    """Create missing tables and indexes (idempotent)."""
+    """Create missing tables, indexes and triggers (idempotent)."""
     from dermalens import records  # noqa: F401  (registers the tables)
 
     db.create_all()
+    if db.engine.dialect.name == "sqlite":
+        with db.engine.begin() as connection:
+            for statement in _AUDIT_TRIGGERS:
+                connection.execute(text(statement))

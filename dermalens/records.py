@@ -5,7 +5,7 @@ import secrets
 from datetime import datetime, timezone
 
 from flask_login import UserMixin
-from sqlalchemy import ForeignKey, Index, String, Text
+from sqlalchemy import ForeignKey, Index, String, Text, event
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 from werkzeug.security import check_password_hash, generate_password_hash
 
@@ -121,3 +121,27 @@ class ApiToken(db.Model):
     @property
     def active(self) -> bool:
         return self.revoked_at is None
+
+
+class AuditEvent(db.Model):
+    """One entry of the audit trail. Append-only: the app never updates or deletes these rows
+    (enforced below and by database triggers created with the schema)."""
+
+    __tablename__ = "audit_events"
+    __table_args__ = (Index("ix_audit_user_created", "user_id", "created_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(default=utc_now, index=True)
+    # No foreign key cascade: the trail must outlive whatever it describes.
+    user_id: Mapped[int | None]
+    username: Mapped[str | None] = mapped_column(String(64))
+    action: Mapped[str] = mapped_column(String(32))
+    record_id: Mapped[str | None] = mapped_column(String(64))
+    remote_address: Mapped[str | None] = mapped_column(String(64))
+    detail: Mapped[str | None] = mapped_column(String(255))
+
+
+@event.listens_for(AuditEvent, "before_update")
+@event.listens_for(AuditEvent, "before_delete")
+def _refuse_audit_changes(_mapper, _connection, _target):
+    raise PermissionError("audit events are append-only")

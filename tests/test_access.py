@@ -48,7 +48,7 @@ ANALYSIS_URLS = [
     ("GET", "/analyses/{id}/image"),
     ("GET", "/analyses/{id}/heatmap"),
     ("GET", "/analyses/{id}/report.pdf"),
-    ("GET", "/analyses/{id}/delete"),
+    ("GET", "/analyses/{id}/confirm-delete"),
     ("POST", "/analyses/{id}/delete"),
     ("GET", "/api/v1/analyses/{id}"),
     ("DELETE", "/api/v1/analyses/{id}"),

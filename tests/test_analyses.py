@@ -142,7 +142,8 @@ def test_inference_failure_leaves_no_row_and_no_file(tmp_path):
 
 
 def test_delete_asks_for_confirmation_then_removes_row_and_files(app, logged_in, analysis_id):
-    confirm = logged_in.get(f"/analyses/{analysis_id}/delete")
+    assert logged_in.get(f"/analyses/{analysis_id}/delete").status_code == 405
+    confirm = logged_in.get(f"/analyses/{analysis_id}/confirm-delete")
     assert confirm.status_code == 200 and b"Delete permanently" in confirm.data
     assert row_count(app) == 1 and len(stored_files(app)) == 2
     response = logged_in.post(f"/analyses/{analysis_id}/delete")

@@ -8,6 +8,7 @@ from dermalens import analysis_service, storage
 from dermalens.extensions import config_limit, db, limiter
 from dermalens.forms import AnalysisForm
 from dermalens.records import Analysis
+from dermalens.views.auditing import log_event
 
 bp = Blueprint("analyses", __name__)
 
@@ -50,13 +51,16 @@ def create():
             analysis_request)
     except analysis_service.InvalidInput as error:
         return render_template("analyses/new.html", form=form, error=error), 400
+    log_event("analysis_created", analysis.public_id)
     return redirect(url_for("analyses.show", public_id=analysis.public_id), code=303)
 
 
 @bp.route("/analyses/<public_id>")
 @login_required
 def show(public_id: str):
-    return render_template("analyses/show.html", analysis=owned_analysis_or_404(public_id))
+    analysis = owned_analysis_or_404(public_id)
+    log_event("analysis_viewed", analysis.public_id)
+    return render_template("analyses/show.html", analysis=analysis)
 
 
 @bp.route("/analyses/<public_id>/image")
@@ -73,13 +77,18 @@ def heatmap(public_id: str):
     return send_file(storage.stored_path(upload_folder(), analysis.heatmap_file), mimetype="image/png")
 
 
-@bp.route("/analyses/<public_id>/delete", methods=["GET", "POST"])
+@bp.route("/analyses/<public_id>/confirm-delete")
+@login_required
+def confirm_delete(public_id: str):
+    """Asks for confirmation (a page, so it works without JavaScript); changes nothing."""
+    return render_template("analyses/delete.html", analysis=owned_analysis_or_404(public_id))
+
+
+@bp.route("/analyses/<public_id>/delete", methods=["POST"])
 @login_required
 def delete(public_id: str):
-    """GET asks for confirmation (works without JavaScript); POST deletes."""
     analysis = owned_analysis_or_404(public_id)
-    if request.method == "GET":
-        return render_template("analyses/delete.html", analysis=analysis)
     analysis_service.delete_analysis(db.session, upload_folder(), analysis)
+    log_event("analysis_deleted", public_id)
     flash("The analysis, its image and its heatmap were deleted.", "success")
     return redirect(url_for("history.index"), code=303)

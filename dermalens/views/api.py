@@ -17,6 +17,7 @@ from dermalens.openapi import openapi_document
 from dermalens.records import Analysis
 from dermalens.risk import RISK_CATEGORIES
 from dermalens.views import errors
+from dermalens.views.auditing import log_event
 from dermalens.views.reports import pdf_response
 
 bp = Blueprint("api", __name__, url_prefix="/api")
@@ -131,6 +132,7 @@ def create_analysis():
             g.api_user.id, analysis_request)
     except analysis_service.InvalidInput as error:
         return errors.render_error(error.status, error.message)
+    log_event("analysis_created", analysis.public_id, detail="API")
     response = jsonify(analysis_json(analysis))
     response.status_code = 201
     response.headers["Location"] = url_for("api.analysis", public_id=analysis.public_id)
@@ -164,7 +166,9 @@ def _positive_int(text: str | None, default: int) -> int | None:
 @bp.get("/v1/analyses/<public_id>")
 @token_required
 def analysis(public_id):
-    return jsonify(analysis_json(owned_or_404(public_id)))
+    found = owned_or_404(public_id)
+    log_event("analysis_viewed", found.public_id, detail="API")
+    return jsonify(analysis_json(found))
 
 
 @bp.delete("/v1/analyses/<public_id>")
@@ -172,11 +176,13 @@ def analysis(public_id):
 def delete_analysis(public_id):
     analysis_service.delete_analysis(db.session, current_app.config["UPLOAD_FOLDER"],
                                      owned_or_404(public_id))
+    log_event("analysis_deleted", public_id, detail="API")
     return "", 204
 
 
 @bp.get("/v1/analyses/<public_id>/report.pdf")
 @token_required
+@limiter.limit(config_limit("PDF_RATE_LIMIT"))
 def report(public_id):
     from dermalens import report_service
 
@@ -184,6 +190,7 @@ def report(public_id):
     paper = "letter" if request.args.get("paper") == "letter" else "a4"
     document = report_service.render_pdf(analysis, g.api_user.username,
                                          current_app.config["UPLOAD_FOLDER"], paper)
+    log_event("analysis_downloaded", analysis.public_id, detail=f"API PDF report ({paper})")
     return pdf_response(document, analysis.public_id)
 
 
@@ -191,6 +198,7 @@ def report(public_id):
 @token_required
 def image(public_id):
     analysis = owned_or_404(public_id)
+    log_event("analysis_downloaded", analysis.public_id, detail="API image")
     return send_file(storage.stored_path(current_app.config["UPLOAD_FOLDER"], analysis.image_file),
                      mimetype="image/jpeg")
 
@@ -199,5 +207,6 @@ def image(public_id):
 @token_required
 def heatmap(public_id):
     analysis = owned_or_404(public_id)
+    log_event("analysis_downloaded", analysis.public_id, detail="API heatmap")
     return send_file(storage.stored_path(current_app.config["UPLOAD_FOLDER"], analysis.heatmap_file),
                      mimetype="image/png")

@@ -9,6 +9,7 @@ from dermalens import accounts
 from dermalens.extensions import config_limit, db, limiter, login_manager
 from dermalens.forms import LoginForm, RegisterForm
 from dermalens.records import User
+from dermalens.views.auditing import log_event
 
 bp = Blueprint("auth", __name__)
 LOGIN_FAILED = "Invalid username or password."
@@ -39,8 +40,10 @@ def login():
         user = accounts.authenticate(db.session, form.username.data, form.password.data)
         if user is not None:
             login_user(user)
+            log_event("sign_in", user=user)
             target = request.args.get("next")
             return redirect(target if is_safe_next(target) else url_for("analyses.new"))
+        log_event("sign_in_failed", username=form.username.data, detail="invalid credentials")
         flash(LOGIN_FAILED, "error")
         return render_template("auth/login.html", form=form), 401
     return render_template("auth/login.html", form=form)
@@ -59,6 +62,7 @@ def register():
             form.username.errors.append(str(error))
         else:
             login_user(user)
+            log_event("register", user=user)
             flash("Welcome to DermaLens. Your account is ready.", "success")
             return redirect(url_for("analyses.new"))
     return render_template("auth/register.html", form=form), (400 if form.errors else 200)
@@ -67,6 +71,7 @@ def register():
 @bp.route("/logout", methods=["POST"])
 @login_required
 def logout():
+    log_event("sign_out")
     logout_user()
     flash("You are signed out.", "info")
     return redirect(url_for("auth.login"))

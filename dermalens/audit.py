@@ -1,0 +1,67 @@
+"""The audit trail: who did what to which record, when, and from where.
+
+`record` appends an event in its own short transaction, so an audit entry is never lost with a
+rolled-back request and never keeps a transaction open.
+"""
+
+import csv
+from typing import IO
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from dermalens.records import AuditEvent
+
+ACTIONS = {
+    "sign_in": "Signed in",
+    "sign_in_failed": "Failed sign-in",
+    "sign_out": "Signed out",
+    "register": "Registered",
+    "analysis_created": "Analysis created",
+    "analysis_viewed": "Analysis viewed",
+    "analysis_downloaded": "Report or file downloaded",
+    "analysis_deleted": "Analysis deleted",
+    "token_created": "API token created",
+    "token_revoked": "API token revoked",
+}
+EXPORT_COLUMNS = ("created_at", "user_id", "username", "action", "record_id", "remote_address", "detail")
+
+
+def record(session: Session, action: str, user=None, username: str | None = None,
+           record_id: str | None = None, remote_address: str | None = None,
+           detail: str | None = None) -> None:
+    """Append one event. `user` is a User or None (e.g. a failed sign-in, then give `username`)."""
+    if action not in ACTIONS:
+        raise ValueError(f"unknown audit action {action!r}")
+    session.add(AuditEvent(
+        user_id=getattr(user, "id", None), username=(getattr(user, "username", None) or username or "")[:64],
+        action=action, record_id=record_id, remote_address=(remote_address or "")[:64],
+        detail=(detail or "")[:255] or None))
+    session.commit()
+
+
+def events_for_user(session: Session, user_id: int, limit: int = 50) -> list[AuditEvent]:
+    return list(session.scalars(select(AuditEvent).where(AuditEvent.user_id == user_id)
+                                .order_by(AuditEvent.created_at.desc(), AuditEvent.id.desc())
+                                .limit(limit)))
+
+
+def _spreadsheet_safe(value: str | None) -> str | None:
+    """Neutralise text a spreadsheet would run as a formula (e.g. a typed-in username "=cmd")."""
+    if value and value[0] in "=+-@\t\r":
+        return "'" + value
+    return value
+
+
+def export_csv(session: Session, handle: IO[str]) -> int:
+    """Write every event, oldest first, as CSV; returns the number of events."""
+    writer = csv.writer(handle)
+    writer.writerow(EXPORT_COLUMNS)
+    count = 0
+    for event in session.scalars(select(AuditEvent).order_by(AuditEvent.id)):
+        writer.writerow([event.created_at.isoformat(timespec="seconds") + "Z", event.user_id,
+                         *(_spreadsheet_safe(value) for value in (
+                             event.username, event.action, event.record_id, event.remote_address,
+                             event.detail))])
+        count += 1
+    return count
