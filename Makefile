@@ -9,7 +9,7 @@ DATA ?= ../shared/data/ham10000
 
 export DERMALENS_ENV
 
-.PHONY: run db test test-fast train evaluate clean
+.PHONY: run db test test-fast check train evaluate clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,11 @@ run: db
 
 test: $(VENV)/.installed-dev
 	$(BIN)/python -m pytest -q
+
+# Static and dependency checks: bandit on the package, pip-audit on the pinned requirements.
+check: $(VENV)/.installed-dev
+	$(BIN)/bandit -q -r dermalens
+	$(BIN)/pip-audit -r requirements.txt
 
 # Everything except the tests that load TensorFlow.
 test-fast: $(VENV)/.installed-dev

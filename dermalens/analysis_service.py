@@ -94,7 +94,8 @@ def parse_request(fields: Mapping[str, str], image: bytes | None,
         raise InvalidInput("Choose a body site from the list.", "site")
     return AnalysisRequest(
         image=image,
-        original_filename=clean_text(filename, 255, "image") if filename else None,
+        # The name is only shown, never used as a path; over-long names are cut, not refused.
+        original_filename=clean_text(filename[:255], 255, "image") if filename else None,
         patient_ref=clean_text(fields.get("patient_ref"), MAX_REF_LENGTH, "patient_ref"),
         lesion_ref=clean_text(fields.get("lesion_ref"), MAX_REF_LENGTH, "lesion_ref"),
         age=age, sex=sex, site=site,
