@@ -9,7 +9,7 @@ DATA ?= ../shared/data/ham10000
 
 export DERMALENS_ENV
 
-.PHONY: run db test test-fast check train evaluate clean
+.PHONY: run db test test-fast check e2e train evaluate clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -37,6 +37,14 @@ test: $(VENV)/.installed-dev
 check: $(VENV)/.installed-dev
 	$(BIN)/bandit -q -r dermalens
 	$(BIN)/pip-audit -r requirements.txt
+
+# Browser journey in headless Chromium (Debian's; installed when missing and run as root).
+e2e: $(VENV)/.installed-dev
+	@command -v chromium >/dev/null && command -v pdftoppm >/dev/null || { \
+		if [ "$$(id -u)" = 0 ]; then apt-get install -y -q chromium poppler-utils; \
+		else echo "Install chromium and poppler-utils (pdftoppm) first."; exit 1; fi; }
+	cd tests/e2e && npm install --no-audit --no-fund --silent
+	$(BIN)/python -m pytest -q -p no:cacheprovider tests/e2e
 
 # Everything except the tests that load TensorFlow.
 test-fast: $(VENV)/.installed-dev

@@ -115,9 +115,10 @@ def read_model_card(card_path: str | Path) -> tuple[ModelInfo, Path]:
 class NetworkRunner:
     """The network's compiled forward pass, with optional test-time augmentation (TTA).
 
-    Returns logits and the pooled embedding, each averaged over the views: the image itself and,
-    with TTA, its horizontal, vertical and double flips (dermoscopic images have no "up").
-    One traced graph serves every request; no per-call model building.
+    Returns logits and the pooled embedding, each averaged over the views (the image itself and,
+    with TTA, its horizontal, vertical and double flips: dermoscopic images have no "up"), and
+    the last feature map of the un-flipped view (for Grad-CAM). One traced graph serves every
+    request; no per-call model building.
     """
 
     EMBEDDING_LAYER = "pool"
@@ -126,8 +127,11 @@ class NetworkRunner:
         import keras
         import tensorflow as tf
 
+        from dermalens.network import FEATURE_LAYER
+
         # A second functional view on the same layers (the loaded model is never modified).
-        network = keras.Model(model.inputs, [model.output, model.get_layer(self.EMBEDDING_LAYER).output])
+        network = keras.Model(model.inputs, [model.output, model.get_layer(self.EMBEDDING_LAYER).output,
+                                             model.get_layer(FEATURE_LAYER).output])
         self.tta = tta
 
         def forward(images, metadata):
@@ -135,19 +139,26 @@ class NetworkRunner:
             if tta:
                 views += [tf.reverse(images, [2]), tf.reverse(images, [1]), tf.reverse(images, [1, 2])]
             count = len(views)
-            logits, embeddings = network({"image": tf.concat(views, 0),
-                                          "metadata": tf.tile(metadata, [count, 1])}, training=False)
+            logits, embeddings, feature_maps = network(
+                {"image": tf.concat(views, 0), "metadata": tf.tile(metadata, [count, 1])}, training=False)
             batch = tf.shape(images)[0]
             return (tf.reduce_mean(tf.reshape(logits, [count, batch, -1]), 0),
-                    tf.reduce_mean(tf.reshape(embeddings, [count, batch, -1]), 0))
+                    tf.reduce_mean(tf.reshape(embeddings, [count, batch, -1]), 0),
+                    feature_maps[:batch])
 
         self._forward = tf.function(forward, input_signature=[
             tf.TensorSpec((None, input_size, input_size, 3), tf.float32),
             tf.TensorSpec((None, preprocessing.METADATA_SIZE), tf.float32)])
 
     def __call__(self, images: np.ndarray, metadata: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        logits, embeddings = self._forward(images, metadata)
+        """(logits, embeddings) for a batch."""
+        logits, embeddings, _ = self._forward(images, metadata)
         return logits.numpy(), embeddings.numpy()
+
+    def with_feature_maps(self, images: np.ndarray, metadata: np.ndarray):
+        """(logits, embeddings, feature maps of the un-flipped images) for a batch."""
+        logits, embeddings, feature_maps = self._forward(images, metadata)
+        return logits.numpy(), embeddings.numpy(), feature_maps.numpy()
 
 
 def calibrated_probabilities(logits: np.ndarray, temperature: float) -> np.ndarray:
@@ -186,14 +197,18 @@ class KerasClassifier:
         import tensorflow as tf
         from tf_keras_vis.gradcam import Gradcam
 
+        from dermalens.network import classification_head
+
         # safe_mode refuses lambda layers and arbitrary code in the archive (CVE-2025-1550 class).
         self.model = keras.models.load_model(weights_path, compile=False, safe_mode=True)
         self.feature_layer = self.info.card.get("feature_layer", "features")
         self.runner = NetworkRunner(self.model, self.info.input_size,
                                     tta=self.info.card.get("tta", False))
-        # The model outputs logits, so no activation swap is needed (and the served model is
-        # never modified); the Grad-CAM wrapper is built once, not per request.
-        self._gradcam = Gradcam(self.model, clone=False)
+        # Grad-CAM runs on the classification head alone, fed the feature map the runner already
+        # computed: one forward pass per request, and no gradients through the convolutional
+        # body. The head outputs logits, so no activation swap is needed, and it shares weights
+        # with the served model, which is never modified. Built once, not per request.
+        self._gradcam = Gradcam(classification_head(self.model), clone=False)
         self._gradcam_lock = threading.Lock()
         self.device = "GPU" if tf.config.list_physical_devices("GPU") else "CPU"
         size = self.info.input_size
@@ -202,10 +217,10 @@ class KerasClassifier:
     def analyse(self, rgb, age=None, sex=None, site=None, explain: bool = True) -> Prediction:
         image = preprocessing.network_input(rgb, self.info.input_size)[None]
         metadata = preprocessing.encode_metadata(age, sex, site)[None]
-        logits, embeddings = self.runner(image, metadata)
+        logits, embeddings, feature_maps = self.runner.with_feature_maps(image, metadata)
         probabilities = calibrated_probabilities(logits[0], self.info.temperature)
         top_index = int(np.argmax(probabilities))
-        heatmap = self._heatmap(image, metadata, top_index) if explain else None
+        heatmap = self._heatmap(feature_maps, metadata, top_index) if explain else None
         return Prediction(
             probabilities={name: float(p) for name, p in zip(CLASSES, probabilities)},
             heatmap=heatmap,
@@ -213,12 +228,13 @@ class KerasClassifier:
             embedding=embeddings[0],
         )
 
-    def _heatmap(self, image, metadata, class_index: int) -> np.ndarray:
+    def _heatmap(self, feature_maps, metadata, class_index: int) -> np.ndarray:
         from tf_keras_vis.utils.scores import CategoricalScore
 
         with self._gradcam_lock:  # tf-keras-vis builds a Keras sub-model on each call
-            cams = self._gradcam(CategoricalScore([class_index]), [image, metadata],
-                                 penultimate_layer=self.feature_layer, expand_cam=False)
+            cams = self._gradcam(CategoricalScore([class_index]), [feature_maps, metadata],
+                                 penultimate_layer=self.feature_layer, expand_cam=False,
+                                 seek_penultimate_conv_layer=False)
         cam = np.asarray(cams[0] if isinstance(cams, list) else cams, np.float32)[0]
         return upsample_heatmap(cam, self.info.input_size)
 

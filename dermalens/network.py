@@ -28,14 +28,18 @@ def build_resnet(input_size: int, metadata_size: int, num_classes: int = 7,
         for block in range(blocks_per_stage):
             strides = 2 if block == 0 and stage > 0 else 1
             x = _basic_block(x, width, strides, name=f"stage{stage + 1}_block{block + 1}")
-    x = layers.Activation("linear", name=FEATURE_LAYER)(x)
+    logits = _head(x, metadata, num_classes, dropout)
+    return keras.Model({IMAGE_INPUT: image, METADATA_INPUT: metadata}, logits, name="dermalens_resnet")
 
+
+def _head(feature_map, metadata, num_classes: int, dropout: float):
+    """Feature map + metadata -> logits: pooled features joined with a small metadata branch."""
+    x = layers.Activation("linear", name=FEATURE_LAYER)(feature_map)
     pooled = layers.GlobalAveragePooling2D(name="pool")(x)
     meta = layers.Dense(32, activation="relu", name="metadata_dense")(metadata)
     joined = layers.Concatenate(name="joined")([pooled, meta])
     joined = layers.Dropout(dropout, name="dropout")(joined)
-    logits = layers.Dense(num_classes, name="logits")(joined)
-    return keras.Model({IMAGE_INPUT: image, METADATA_INPUT: metadata}, logits, name="dermalens_resnet")
+    return layers.Dense(num_classes, name="logits")(joined)
 
 
 def _conv_bn_relu(x, filters, kernel, strides=1, name=""):
@@ -57,3 +61,22 @@ def _basic_block(x, filters, strides, name):
                                  kernel_initializer="he_normal", name=f"{name}_proj_conv")(shortcut)
         shortcut = layers.BatchNormalization(name=f"{name}_proj_bn")(shortcut)
     return layers.ReLU(name=f"{name}_out")(layers.Add(name=f"{name}_add")([y, shortcut]))
+
+
+def classification_head(model: keras.Model) -> keras.Model:
+    """The part of `model` after the last convolutional feature map, as a separate model.
+
+    Inputs: the feature map (output of FEATURE_LAYER) and the metadata vector; output: the
+    logits, with weights copied from `model` (which is not modified). Grad-CAM runs on this
+    head, so its gradients never have to pass back through the convolutional body.
+    """
+    feature_map = keras.Input(model.get_layer(FEATURE_LAYER).output.shape[1:], name="feature_map")
+    metadata = keras.Input(model.get_layer("metadata_dense").input.shape[1:], name=METADATA_INPUT)
+    logits_layer = model.get_layer("logits")
+    head = keras.Model([feature_map, metadata],
+                       _head(feature_map, metadata, logits_layer.units, model.get_layer("dropout").rate),
+                       name="classification_head")
+    for layer in head.layers:
+        if layer.weights:
+            layer.set_weights(model.get_layer(layer.name).get_weights())
+    return head

@@ -305,7 +305,7 @@ def main(argv=None) -> int:
         model = build_resnet(args.input_size, preprocessing.METADATA_SIZE, widths=widths)
         total_steps = steps_per_epoch * args.epochs
         schedule = keras.optimizers.schedules.CosineDecay(
-            0.0, total_steps - steps_per_epoch, warmup_target=args.learning_rate,
+            0.0, max(1, total_steps - steps_per_epoch), warmup_target=args.learning_rate,
             warmup_steps=steps_per_epoch, alpha=0.01)
         model.compile(optimizer=keras.optimizers.AdamW(schedule, weight_decay=5e-4),
                       loss=keras.losses.CategoricalCrossentropy(from_logits=True))

@@ -183,3 +183,17 @@ def test_evaluate_measures_out_of_scope_images(trained, tmp_path):
     result = json.loads((out / "out_of_scope.json").read_text())
     assert result["n"] == 4 and set(result["by_kind"]) == {"blank", "tiny"}
     assert result["by_kind"]["tiny"]["gate_flagged"] == 1.0  # below the minimum size
+
+
+def test_classification_head_reproduces_the_network(trained):
+    import keras
+
+    from dermalens.network import FEATURE_LAYER, classification_head
+
+    model = keras.models.load_model(trained / "models" / "tiny.keras", safe_mode=True)
+    body = keras.Model(model.inputs, [model.output, model.get_layer(FEATURE_LAYER).output])
+    images = np.random.default_rng(0).uniform(-1, 1, (3, 32, 32, 3)).astype("float32")
+    metadata = np.zeros((3, 18), "float32")
+    logits, feature_maps = body({"image": images, "metadata": metadata})
+    head_logits = classification_head(model)([feature_maps, metadata])
+    np.testing.assert_allclose(np.asarray(head_logits), np.asarray(logits), rtol=1e-4, atol=1e-5)

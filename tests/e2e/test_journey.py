@@ -1,0 +1,204 @@
+"""The whole clinician journey in a real browser, with accessibility checks and screenshots."""
+
+import base64
+import re
+import subprocess
+from pathlib import Path
+
+import numpy as np
+from playwright.sync_api import expect
+
+from tests.e2e.conftest import ROOT, check_accessibility, screenshot
+
+FIXTURES = ROOT / "tests" / "fixtures"
+LESION = FIXTURES / "ISIC_0025964.jpg"
+SECOND_LESION = FIXTURES / "ISIC_0024698.jpg"
+PASSWORD = "a long clinical passphrase"
+
+
+def register(page, username):
+    page.goto("/register")
+    page.get_by_label("Username").fill(username)
+    page.get_by_label("Password", exact=True).fill(PASSWORD)
+    page.get_by_label("Repeat password").fill(PASSWORD)
+    page.get_by_role("button", name="Create account").click()
+    expect(page).to_have_url(re.compile(r"/analyses/new$"))
+
+
+def analyse_with_busy_indicator(page):
+    """Submit the form and check the busy indicator appeared as it was sent.
+
+    The page's own submit handler runs first; a listener added here then records what the
+    user saw into sessionStorage, which survives the navigation to the result page.
+    """
+    page.evaluate("""() => {
+        const form = document.querySelector('[data-busy-form]');
+        form.addEventListener('submit', () => {
+            const busy = form.querySelector('[data-busy]');
+            const button = form.querySelector('[data-busy-button]');
+            sessionStorage.setItem('busy', JSON.stringify({
+                visible: !busy.hidden && getComputedStyle(busy).display !== 'none',
+                text: busy.textContent.trim(), disabled: button.disabled}));
+        });
+    }""")
+    page.get_by_role("button", name="Analyse image").click()
+    expect(page).to_have_url(re.compile(r"/analyses/[A-Za-z0-9_-]{20,}$"), timeout=30_000)
+    busy = page.evaluate("JSON.parse(sessionStorage.getItem('busy'))")
+    assert busy["visible"] and busy["disabled"] and "Analysing" in busy["text"]
+
+
+def test_the_clinician_journey(page):
+    page.goto("/")
+    expect(page).to_have_url(re.compile(r"/login"))
+    screenshot(page, "01-sign-in")
+    check_accessibility(page, "sign in")
+    page.goto("/register")
+    check_accessibility(page, "register")
+    screenshot(page, "02-register")
+    register(page, "dr_journey")
+
+    # Empty history first.
+    page.get_by_role("link", name="History", exact=True).click()
+    expect(page.get_by_text("No analyses yet")).to_be_visible()
+    check_accessibility(page, "empty history")
+    screenshot(page, "03-history-empty")
+
+    # New analysis by the file picker.
+    page.get_by_role("link", name="New analysis", exact=True).click()
+    check_accessibility(page, "new analysis")
+    screenshot(page, "04-new-analysis")
+    page.get_by_label(re.compile("Dermoscopic image")).set_input_files(str(LESION))
+    page.get_by_label("Patient reference").fill("PT-E2E-1")
+    page.get_by_label("Lesion reference").fill("left-shoulder")
+    page.get_by_label("Age (years)").fill("40")
+    page.get_by_label("Sex").select_option("female")
+    page.get_by_label("Body site").select_option("chest")
+    page.get_by_label("Note").fill("Changed in size since spring")
+    analyse_with_busy_indicator(page)
+    first_url = page.url
+
+    # Result page.
+    expect(page.get_by_role("heading", name="Analysis result")).to_be_visible()
+    expect(page.locator("meter")).to_have_count(7)
+    expect(page.get_by_text("Recommended action:")).to_be_visible()
+    expect(page.get_by_text("Decision support only.")).to_be_visible()
+    expect(page.get_by_text("PT-E2E-1").first).to_be_visible()
+    overlay = page.locator("[data-overlay]")
+    expect(overlay).to_be_visible()
+    slider = page.get_by_label("Heatmap opacity")
+    slider.fill("30")
+    assert overlay.evaluate("element => element.style.opacity") == "0.3"
+    toggle = page.get_by_role("button", name="Show side by side")
+    toggle.click()
+    expect(page.get_by_role("button", name="Show stacked")).to_have_attribute("aria-pressed", "true")
+    page.get_by_role("button", name="Show stacked").click()
+    check_accessibility(page, "result")
+    screenshot(page, "05-result")
+    page.emulate_media(media="print")
+    page.screenshot(path=str(ROOT / "e2e-screenshots" / "05-result-print.png"), full_page=True)
+    expect(page.locator(".compare-controls")).to_be_hidden()
+    page.emulate_media(media="screen")
+
+    # PDF download.
+    with page.expect_download() as download_info:
+        page.get_by_role("link", name="Download PDF report (A4)").click()
+    pdf_path = Path(download_info.value.path())
+    assert pdf_path.read_bytes().startswith(b"%PDF-")
+    png_prefix = ROOT / "e2e-screenshots" / "06-report-page"
+    subprocess.run(["pdftoppm", "-png", "-r", "50", "-f", "1", "-l", "1", str(pdf_path), str(png_prefix)],
+                   check=True)
+    rendered = next(ROOT.glob("e2e-screenshots/06-report-page*.png"))
+    from PIL import Image
+
+    pixels = np.asarray(Image.open(rendered).convert("L"))
+    assert pixels.std() > 10 and (pixels < 128).mean() > 0.01  # text and images, not a blank page
+
+    # Second analysis by drag and drop.
+    page.get_by_role("link", name="New analysis", exact=True).click()
+    data = base64.b64encode(SECOND_LESION.read_bytes()).decode()
+    transfer = page.evaluate_handle(
+        """data => { const bytes = Uint8Array.from(atob(data), c => c.charCodeAt(0));
+                      const transfer = new DataTransfer();
+                      transfer.items.add(new File([bytes], 'dropped.jpg', {type: 'image/jpeg'}));
+                      return transfer; }""", data)
+    page.locator("[data-drop-zone]").dispatch_event("drop", {"dataTransfer": transfer})
+    expect(page.get_by_text("Selected: dropped.jpg")).to_be_visible()
+    page.get_by_label("Patient reference").fill("PT-E2E-2")
+    analyse_with_busy_indicator(page)
+    expect(page.get_by_text("dropped.jpg")).to_be_visible()
+
+    # An invalid file gives an inline error and stores nothing.
+    page.get_by_role("link", name="New analysis", exact=True).click()
+    page.get_by_label(re.compile("Dermoscopic image")).set_input_files(
+        files=[{"name": "notes.jpg", "mimeType": "image/jpeg", "buffer": b"these are not pixels"}])
+    page.get_by_role("button", name="Analyse image").click()
+    expect(page.get_by_role("alert")).to_contain_text("not a JPEG or PNG")
+    screenshot(page, "07-invalid-upload")
+
+    # History with filters, then reopen.
+    page.get_by_role("link", name="History", exact=True).click()
+    expect(page.locator("table.history tbody tr")).to_have_count(2)
+    page.get_by_label("Patient reference").fill("PT-E2E-1")
+    page.get_by_role("button", name="Filter").click()
+    expect(page.locator("table.history tbody tr")).to_have_count(1)
+    check_accessibility(page, "history")
+    screenshot(page, "08-history")
+    page.locator("table.history tbody tr").first.get_by_role("link").first.click()
+    expect(page).to_have_url(first_url)
+
+    # Delete with confirmation.
+    page.get_by_role("link", name="Delete…").click()
+    check_accessibility(page, "confirm delete")
+    screenshot(page, "09-confirm-delete")
+    page.get_by_role("button", name="Delete permanently").click()
+    expect(page.get_by_text("were deleted")).to_be_visible()
+    expect(page.locator("table.history tbody tr")).to_have_count(1)
+
+    # Account page, error page, sign out.
+    page.get_by_role("link", name="Account").click()
+    check_accessibility(page, "account")
+    screenshot(page, "10-account")
+    page.goto("/analyses/does-not-exist-at-all-here")
+    expect(page.get_by_role("heading", name=re.compile("Not found"))).to_be_visible()
+    check_accessibility(page, "404")
+    screenshot(page, "11-not-found")
+    page.get_by_role("button", name=re.compile("Sign out")).click()
+    expect(page).to_have_url(re.compile(r"/login$"))
+    page.goto("/history")
+    expect(page).to_have_url(re.compile(r"/login\?next="))
+
+
+def test_keyboard_only_sign_in_with_visible_focus(page):
+    register(page, "dr_keyboard")
+    page.get_by_role("button", name=re.compile("Sign out")).click()
+    page.goto("/login")
+    focused_ids = []
+    for _ in range(12):
+        page.keyboard.press("Tab")
+        focused = page.evaluate("document.activeElement.id")
+        focused_ids.append(focused)
+        if focused == "username":
+            break
+    assert "username" in focused_ids
+    outline = page.evaluate("getComputedStyle(document.activeElement).outlineStyle")
+    assert outline != "none"
+    page.keyboard.type("dr_keyboard")
+    page.keyboard.press("Tab")
+    page.keyboard.type(PASSWORD)
+    page.keyboard.press("Enter")
+    expect(page).to_have_url(re.compile(r"/analyses/new$"))
+    # The upload form is reachable and operable from the keyboard too.
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.tagName") in ("A", "INPUT", "BUTTON")
+
+
+def test_core_flow_works_without_javascript(browser, base_url):
+    context = browser.new_context(java_script_enabled=False, base_url=base_url)
+    page = context.new_page()
+    register(page, "dr_nojs")
+    page.get_by_label(re.compile("Dermoscopic image")).set_input_files(str(LESION))
+    page.get_by_role("button", name="Analyse image").click()
+    expect(page.locator("meter")).to_have_count(7)
+    expect(page.locator("[data-compare-controls]")).to_be_hidden()  # both images shown instead
+    expect(page.get_by_alt_text("Dermoscopic image as analysed")).to_be_visible()
+    context.close()
