@@ -9,7 +9,7 @@ DATA ?= ../shared/data/ham10000
 
 export DERMALENS_ENV
 
-.PHONY: run db test test-fast check e2e train evaluate clean
+.PHONY: run db test test-fast check e2e bench train evaluate clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -45,6 +45,10 @@ e2e: $(VENV)/.installed-dev
 		else echo "Install chromium and poppler-utils (pdftoppm) first."; exit 1; fi; }
 	cd tests/e2e && npm install --no-audit --no-fund --silent
 	$(BIN)/python -m pytest -q -p no:cacheprovider tests/e2e
+
+# Speed and memory figures of the deployed app (prints a table, writes bench-results/*.json).
+bench: $(VENV)/.installed-dev
+	$(BIN)/python -m dermalens.benchmark
 
 # Everything except the tests that load TensorFlow.
 test-fast: $(VENV)/.installed-dev

@@ -39,6 +39,7 @@ def create_app(test_config: dict | None = None, instance_path: str | None = None
         # client cannot choose its own address for rate limiting and the audit trail.
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxy_hops, x_proto=proxy_hops)
 
+    _configure_logging(app)
     register_extensions(app)
     app.extensions["classifier"] = classifier or _load_classifier(app.config["MODEL_CARD"])
     register_blueprints(app)
@@ -46,6 +47,18 @@ def create_app(test_config: dict | None = None, instance_path: str | None = None
     register_commands(app)
     register_template_context(app)
     return app
+
+
+def _configure_logging(app: Flask) -> None:
+    """Send the app's own INFO logs (e.g. analysis timings) to stderr, where gunicorn collects them."""
+    import logging
+
+    logger = logging.getLogger("dermalens")
+    if not logger.handlers and not app.testing:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
 
 
 def _ensure_writable(*folders: Path) -> None:

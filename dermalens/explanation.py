@@ -24,7 +24,7 @@ def overlay_heatmap(rgb: np.ndarray, heatmap: np.ndarray) -> np.ndarray:
     colours = cv2.cvtColor(cv2.applyColorMap((heat * 255).astype(np.uint8), cv2.COLORMAP_JET),
                            cv2.COLOR_BGR2RGB)
 
-    overlay = (rgb.astype(np.float32) * (1.0 - OUTSIDE_DIMMING)).astype(np.uint8)
+    overlay = cv2.convertScaleAbs(rgb, alpha=1.0 - OUTSIDE_DIMMING)
     square = rgb[top:top + side, left:left + side]
     overlay[top:top + side, left:left + side] = cv2.addWeighted(
         square, 1.0 - OVERLAY_OPACITY, colours, OVERLAY_OPACITY, 0.0)

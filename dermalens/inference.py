@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
-from dermalens import preprocessing
+from dermalens import preprocessing, timing
 from dermalens.lesions import CLASSES, MALIGNANT_CLASSES
 
 if TYPE_CHECKING:
@@ -215,12 +215,15 @@ class KerasClassifier:
         self.analyse(np.zeros((size, size, 3), np.uint8))  # trace and build once, at startup
 
     def analyse(self, rgb, age=None, sex=None, site=None, explain: bool = True) -> Prediction:
-        image = preprocessing.network_input(rgb, self.info.input_size)[None]
-        metadata = preprocessing.encode_metadata(age, sex, site)[None]
-        logits, embeddings, feature_maps = self.runner.with_feature_maps(image, metadata)
-        probabilities = calibrated_probabilities(logits[0], self.info.temperature)
+        with timing.stage("preprocess"):
+            image = preprocessing.network_input(rgb, self.info.input_size)[None]
+            metadata = preprocessing.encode_metadata(age, sex, site)[None]
+        with timing.stage("network"):
+            logits, embeddings, feature_maps = self.runner.with_feature_maps(image, metadata)
+            probabilities = calibrated_probabilities(logits[0], self.info.temperature)
         top_index = int(np.argmax(probabilities))
-        heatmap = self._heatmap(feature_maps, metadata, top_index) if explain else None
+        with timing.stage("heatmap"):
+            heatmap = self._heatmap(feature_maps, metadata, top_index) if explain else None
         return Prediction(
             probabilities={name: float(p) for name, p in zip(CLASSES, probabilities)},
             heatmap=heatmap,

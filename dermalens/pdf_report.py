@@ -41,7 +41,7 @@ class ReportData:
     site: str
     note: str
     image_jpeg: bytes
-    heatmap_png: bytes
+    heatmap_jpeg: bytes
     image_size: tuple[int, int]
     ranked_classes: list[tuple[str, str, float]]  # (code, name, probability), most likely first
     malignant_probability: float
@@ -145,7 +145,7 @@ def _images(data: ReportData, width) -> Table:
     box = (width - 6 * mm) / 2
     scale = min(box / image_width, (70 * mm) / image_height)
     size = (image_width * scale, image_height * scale)
-    table = Table([[Image(io.BytesIO(data.image_jpeg), *size), Image(io.BytesIO(data.heatmap_png), *size)],
+    table = Table([[Image(io.BytesIO(data.image_jpeg), *size), Image(io.BytesIO(data.heatmap_jpeg), *size)],
                    ["Image as analysed", "Grad-CAM heatmap overlay"]], colWidths=[box + 3 * mm] * 2)
     table.setStyle(TableStyle([("ALIGN", (0, 0), (-1, -1), "CENTER"), ("FONTSIZE", (0, 1), (-1, 1), 8)]))
     return table

@@ -21,7 +21,7 @@ def report_data(analysis: Analysis, clinician: str, upload_folder: str) -> pdf_r
         site=BODY_SITE_LABELS.get(analysis.site, NOT_RECORDED),
         note=analysis.note or "",
         image_jpeg=storage.stored_path(upload_folder, analysis.image_file).read_bytes(),
-        heatmap_png=storage.stored_path(upload_folder, analysis.heatmap_file).read_bytes(),
+        heatmap_jpeg=storage.stored_path(upload_folder, analysis.heatmap_file).read_bytes(),
         image_size=(analysis.image_width, analysis.image_height),
         ranked_classes=[(code, CLASS_NAMES[code], p) for code, p in analysis.ranked_classes],
         malignant_probability=analysis.malignant_probability,

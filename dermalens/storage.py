@@ -28,15 +28,6 @@ def encode_jpeg(rgb: np.ndarray) -> bytes:
     return buffer.tobytes()
 
 
-def encode_png(rgb: np.ndarray) -> bytes:
-    # Fast compression level: the overlay is written once per analysis, on the request path.
-    ok, buffer = cv2.imencode(".png", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR),
-                              [cv2.IMWRITE_PNG_COMPRESSION, 1])
-    if not ok:
-        raise StorageError("could not encode PNG")
-    return buffer.tobytes()
-
-
 def write_new_file(folder: str | Path, data: bytes, extension: str) -> str:
     """Write bytes under a new random name, atomically (temp file + rename); return the name."""
     folder = Path(folder)

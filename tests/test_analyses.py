@@ -52,7 +52,7 @@ def test_stored_image_is_reencoded_and_served_to_its_owner(logged_in, analysis_i
     image = logged_in.get(f"/analyses/{analysis_id}/image")
     heatmap = logged_in.get(f"/analyses/{analysis_id}/heatmap")
     assert image.mimetype == "image/jpeg" and image.headers["X-Content-Type-Options"] == "nosniff"
-    assert heatmap.mimetype == "image/png"
+    assert heatmap.mimetype == "image/jpeg"
     assert image.headers["Cache-Control"] == "no-store"
     decoded_image = Image.open(io.BytesIO(image.data))
     decoded_heatmap = Image.open(io.BytesIO(heatmap.data))

@@ -65,8 +65,8 @@ def test_files_and_report(api):
     image = client.get(f"/api/v1/analyses/{analysis['id']}/image", headers=headers)
     heatmap = client.get(f"/api/v1/analyses/{analysis['id']}/heatmap", headers=headers)
     report = client.get(f"/api/v1/analyses/{analysis['id']}/report.pdf?paper=letter", headers=headers)
-    assert image.mimetype == "image/jpeg" and heatmap.mimetype == "image/png"
-    assert heatmap.data.startswith(b"\x89PNG")
+    assert image.mimetype == "image/jpeg" and heatmap.mimetype == "image/jpeg"
+    assert heatmap.data.startswith(b"\xff\xd8\xff")
     assert report.data.startswith(b"%PDF-") and report.headers["Cache-Control"] == "no-store"
 
 

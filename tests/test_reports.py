@@ -47,7 +47,7 @@ def test_indeterminate_report_says_so(tmp_path):
     data = pdf_report.ReportData(
         analysis_id="x" * 22, created_at="2026-01-01 10:00", clinician="dr", patient_ref="P",
         lesion_ref="L", age="40", sex="male", site="Back", note="", image_jpeg=encode(lesion_array()),
-        heatmap_png=encode(lesion_array(), "PNG"), image_size=(320, 240),
+        heatmap_jpeg=encode(lesion_array(), "JPEG"), image_size=(320, 240),
         ranked_classes=[("nv", "Melanocytic nevus", 0.5)], malignant_probability=0.2,
         risk_label="Indeterminate - retake or review", risk_action="Retake",
         indeterminate_reasons=["the image is too blurred"], model_name="m", model_version="1",

@@ -74,7 +74,7 @@ def image(public_id: str):
 @login_required
 def heatmap(public_id: str):
     analysis = owned_analysis_or_404(public_id)
-    return send_file(storage.stored_path(upload_folder(), analysis.heatmap_file), mimetype="image/png")
+    return send_file(storage.stored_path(upload_folder(), analysis.heatmap_file), mimetype="image/jpeg")
 
 
 @bp.route("/analyses/<public_id>/confirm-delete")

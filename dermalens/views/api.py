@@ -209,4 +209,4 @@ def heatmap(public_id):
     analysis = owned_or_404(public_id)
     log_event("analysis_downloaded", analysis.public_id, detail="API heatmap")
     return send_file(storage.stored_path(current_app.config["UPLOAD_FOLDER"], analysis.heatmap_file),
-                     mimetype="image/png")
+                     mimetype="image/jpeg")
