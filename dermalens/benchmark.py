@@ -69,8 +69,9 @@ class _NoClassifier:
         self.gate, self.device = None, "CPU"
 
 
-def seed_database(instance: Path, card: str, history_rows: int) -> str:
-    """Create users "bench" (returns its API token) and "history" (with `history_rows` analyses)."""
+def seed_database(instance: Path, card: str, history_rows: int, extra_users: int = 0) -> list[str]:
+    """Create users "bench" and "history" (with `history_rows` analyses), plus `extra_users`
+    users "clinician-N"; returns API tokens: bench's first, then the extra users'."""
     from dermalens import accounts, create_app, tokens
     from dermalens.extensions import db
     from dermalens.lesions import CLASSES
@@ -94,11 +95,18 @@ def seed_database(instance: Path, card: str, history_rows: int) -> str:
                 risk_category=("urgent", "routine", "monitor", "indeterminate")[index % 4],
                 heatmap_class="nv", model_name="seed", model_version="0", model_sha256="0" * 64))
         db.session.commit()
-        return tokens.issue_token(db.session, bench, "benchmark")[1]
+        issued = [tokens.issue_token(db.session, bench, "benchmark")[1]]
+        for index in range(extra_users):
+            user = accounts.create_user(db.session, f"clinician-{index}", PASSWORD)
+            issued.append(tokens.issue_token(db.session, user, "benchmark")[1])
+        return issued
 
 
-def start_server(instance: Path, port: int, log_path: Path):
-    env = {**os.environ, "DERMALENS_ENV": "development", "DERMALENS_INSTANCE_PATH": str(instance),
+def start_server(instance: Path, port: int, log_path: Path, **settings):
+    """Start gunicorn as deployed; returns (process, base URL, seconds until the model answered).
+
+    `settings` are extra environment variables (e.g. WEB_CONCURRENCY="2")."""
+    env = {**os.environ, **settings, "DERMALENS_ENV": "development", "DERMALENS_INSTANCE_PATH": str(instance),
            "GUNICORN_BIND": f"127.0.0.1:{port}", "DERMALENS_ANALYSIS_RATE_LIMIT": "100000 per minute",
            "DERMALENS_PDF_RATE_LIMIT": "100000 per minute", "DERMALENS_LOGIN_RATE_LIMIT": "1000 per minute"}
     started = time.perf_counter()
@@ -183,6 +191,34 @@ def measure_http(url: str, token: str, images: list[bytes], log_path: Path) -> d
         "history_1000_ms": {"n": len(history_times), "p50": percentile(history_times, 50)},
         "errors": errors,
     }
+
+
+def concurrent_uploads(url: str, tokens: list[str], images: list[bytes], per_user: int,
+                       parallel: int) -> dict:
+    """Every user (one token each) uploads `per_user` images, `parallel` requests at a time.
+
+    Returns the created ids per token, the statuses, and the wall time.
+    """
+    import requests
+
+    jobs = [(token, images[(index * 7 + n) % len(images)]) for index, token in enumerate(tokens)
+            for n in range(per_user)]
+
+    def send(job):
+        token, image = job
+        with requests.Session() as session:
+            elapsed, response = post_analysis(session, url, token, image)
+        return token, response.status_code, response.json().get("id") if response.status_code == 201 else None
+
+    started = time.perf_counter()
+    with ThreadPoolExecutor(parallel) as pool:
+        outcomes = list(pool.map(send, jobs))
+    created: dict[str, list[str]] = {token: [] for token in tokens}
+    for token, status, public_id in outcomes:
+        if public_id:
+            created[token].append(public_id)
+    return {"created": created, "statuses": [status for _, status, _ in outcomes],
+            "seconds": time.perf_counter() - started}
 
 
 def measure_throughput(url: str, token: str, images: list[bytes], levels=(1, 2, 4, 8)) -> dict:
@@ -297,6 +333,10 @@ def print_table(result: dict) -> None:
     print("\nstage share of an analysis (mean ms):")
     for name, value in http["stages_ms"].items():
         print(f"  {name:10s} {value:7.1f} ms  {http['stage_share'].get(name, 0):.0%}")
+    multi = result["multi_user"]
+    print(f"\nmulti-user run: {multi['users']} users, {multi['requests']} uploads, {multi['workers']} workers: "
+          f"{multi['analyses_per_second']:.1f}/s, errors {multi['errors']}, "
+          f"'database is locked' {multi['database_locked']}")
     print("\nthroughput:")
     for level, figures in result["throughput"].items():
         print(f"  concurrency {level}: {figures['analyses_per_second']:.1f}/s over {figures['requests']} "
@@ -319,7 +359,7 @@ def main(argv=None) -> int:
     images = real_size_images(args.images)
     with tempfile.TemporaryDirectory() as folder:
         instance = Path(folder)
-        token = seed_database(instance, args.model_card, history_rows=1000)
+        token, *clinicians = seed_database(instance, args.model_card, history_rows=1000, extra_users=8)
         log_path = instance / "gunicorn.log"
         server, url, cold_start = start_server(instance, free_port(), log_path)
         try:
@@ -329,9 +369,23 @@ def main(argv=None) -> int:
         finally:
             server.terminate()
             server.wait(timeout=30)
+        # The concurrency test's scenario, larger: 8 clinicians, 2 workers, 8 requests at a time.
+        server, url, _ = start_server(instance, free_port(), instance / "gunicorn-2.log",
+                                      WEB_CONCURRENCY="2")
+        try:
+            run = concurrent_uploads(url, clinicians, images, per_user=10, parallel=8)
+        finally:
+            server.terminate()
+            server.wait(timeout=30)
+        log_text = (instance / "gunicorn-2.log").read_text()
+    multi_user = {"users": len(clinicians), "requests": len(run["statuses"]), "workers": 2,
+                  "seconds": round(run["seconds"], 2),
+                  "analyses_per_second": round(len(run["statuses"]) / run["seconds"], 2),
+                  "errors": sum(status != 201 for status in run["statuses"]),
+                  "database_locked": log_text.count("database is locked")}
     result = {"when": datetime.now().isoformat(timespec="seconds"), "model_card": args.model_card,
               "cpu_count": os.cpu_count(), "cold_start_s": cold_start, "http": http,
-              "throughput": throughput, "worker_peak_rss_mb": peaks,
+              "throughput": throughput, "worker_peak_rss_mb": peaks, "multi_user": multi_user,
               "in_process": measure_in_process(args.model_card, images)}
     print_table(result)
     args.out.mkdir(parents=True, exist_ok=True)

@@ -32,6 +32,8 @@ def make_app(tmp_path, **overrides):
         "CLASSIFIER": FakeClassifier(),
     }
     config.update(overrides)
+    if config["CLASSIFIER"] is None:  # load the real model named by MODEL_CARD
+        del config["CLASSIFIER"]
     return create_app(config, instance_path=str(tmp_path / "instance"))
 
 

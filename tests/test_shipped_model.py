@@ -1,0 +1,130 @@
+"""The shipped model: golden outputs, the gate on real and generated images, one real request.
+
+These tests load TensorFlow and the weights in models/ (a few seconds, once per session).
+After retraining, refresh the golden outputs with `python -m tests.make_golden`.
+"""
+
+import csv
+import io
+import json
+
+import cv2
+import numpy as np
+import pytest
+from PIL import Image
+
+from dermalens import analysis_service, gate
+from dermalens.config import DEFAULT_MODEL_CARD
+from dermalens.lesions import CLASSES
+from tests.conftest import analysis_id_from, make_app, upload
+
+pytestmark = pytest.mark.tensorflow
+
+FIXTURES = DEFAULT_MODEL_CARD.parents[1] / "tests" / "fixtures"
+GOLDEN = FIXTURES / "golden.json"
+
+
+def fixture_rows():
+    with open(FIXTURES / "labels.csv", newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def fixture_rgb(image_id: str) -> np.ndarray:
+    return analysis_service.decode_for_analysis((FIXTURES / f"{image_id}.jpg").read_bytes())
+
+
+@pytest.fixture(scope="session")
+def classifier():
+    from dermalens.inference import KerasClassifier
+
+    return KerasClassifier(DEFAULT_MODEL_CARD)
+
+
+def test_golden_outputs_on_the_fixtures(classifier):
+    golden = json.loads(GOLDEN.read_text())
+    assert golden["sha256"] == classifier.info.sha256, "golden file is for other weights: refresh it"
+    for row in fixture_rows():
+        prediction = classifier.analyse(fixture_rgb(row["image_id"]), age=int(row["age"]),
+                                        sex=row["sex"], site=row["localization"], explain=False)
+        expected = golden["probabilities"][row["image_id"]]
+        np.testing.assert_allclose([prediction.probabilities[c] for c in CLASSES], expected, atol=1e-4)
+
+
+def test_probabilities_are_calibrated_distributions_with_or_without_metadata(classifier):
+    rgb = fixture_rgb(fixture_rows()[0]["image_id"])
+    for metadata in ({}, {"age": 70}, {"sex": "female"}, {"site": "face"},
+                     {"age": 35, "sex": "male", "site": "back"}):
+        probabilities = classifier.analyse(rgb, explain=False, **metadata).probabilities
+        assert set(probabilities) == set(CLASSES)
+        assert sum(probabilities.values()) == pytest.approx(1.0, abs=1e-6)
+
+
+def test_heatmap_is_finite_and_covers_the_input(classifier):
+    prediction = classifier.analyse(fixture_rgb(fixture_rows()[4]["image_id"]))
+    size = classifier.info.input_size
+    assert prediction.heatmap.shape == (size, size)
+    assert np.isfinite(prediction.heatmap).all() and prediction.heatmap.max() <= 1.0
+
+
+def test_the_card_thresholds_are_the_ones_in_use(classifier):
+    card = json.loads(DEFAULT_MODEL_CARD.read_text())
+    assert classifier.gate.thresholds == card["gate"]["thresholds"]
+    assert classifier.info.thresholds == card["thresholds"]
+    assert 0 < card["thresholds"]["min_confidence"] < 1
+    assert card["thresholds"]["monitor_max_malignant"] <= card["thresholds"]["urgent_malignant"]
+
+
+def test_real_dermoscopic_fixtures_pass_the_gate(classifier):
+    for row in fixture_rows():
+        rgb = fixture_rgb(row["image_id"])
+        embedding = classifier.analyse(rgb, explain=False).embedding
+        assert classifier.gate.reasons(rgb, embedding) == [], row["image_id"]
+
+
+def real_lesion(width=600, height=450) -> np.ndarray:
+    rgb = fixture_rgb(fixture_rows()[5]["image_id"])
+    return cv2.resize(rgb, (width, height), interpolation=cv2.INTER_CUBIC)
+
+
+def text_render() -> np.ndarray:
+    from PIL import ImageDraw
+
+    image = Image.new("RGB", (600, 450), "white")
+    draw = ImageDraw.Draw(image)
+    for line in range(12):
+        draw.text((20, 20 + 34 * line), "Referral letter: patient seen in clinic today", fill="black")
+    return np.asarray(image)
+
+
+@pytest.mark.parametrize("make_image, reason", [
+    (lambda: real_lesion(120, 90), "too small"),
+    (lambda: (real_lesion() * 0.2).astype(np.uint8), "too dark"),
+    (lambda: np.clip(real_lesion().astype(int) * 3, 0, 255).astype(np.uint8), "overexposed"),
+    (lambda: cv2.GaussianBlur(real_lesion(), (0, 0), 12), "blurred"),
+    (text_render, "does not look like a dermoscopic image"),
+    (lambda: np.random.default_rng(0).integers(0, 256, (450, 600, 3), dtype=np.uint8),
+     "does not look like a dermoscopic image"),
+])
+def test_each_gate_reason_is_triggered_by_a_generated_image(classifier, make_image, reason):
+    rgb = make_image()
+    assessment = analysis_service.assess_image(classifier, rgb, explain=False)
+    assert assessment.risk_category == "indeterminate"
+    assert any(reason in text for text in assessment.indeterminate_reasons), assessment.indeterminate_reasons
+
+
+def test_one_real_request_through_the_whole_app(tmp_path):
+    app = make_app(tmp_path, CLASSIFIER=None, MODEL_CARD=str(DEFAULT_MODEL_CARD))
+    client = app.test_client()
+    client.post("/register", data={"username": "alice", "password": "p" * 12, "confirm": "p" * 12})
+    image = (FIXTURES / f"{fixture_rows()[4]['image_id']}.jpg").read_bytes()
+    big = cv2.imencode(".jpg", cv2.resize(cv2.imdecode(np.frombuffer(image, np.uint8), cv2.IMREAD_COLOR),
+                                          (1600, 1200), interpolation=cv2.INTER_CUBIC))[1].tobytes()
+    response = upload(client, big, patient_ref="REAL-1", age="40", sex="female", site="chest")
+    assert response.status_code == 303
+    analysis_id = analysis_id_from(response)
+    page = client.get(f"/analyses/{analysis_id}").get_data(as_text=True)
+    assert "dermalens-resnet18s-v1" in page and page.count("<meter") == 7
+    stored = Image.open(io.BytesIO(client.get(f"/analyses/{analysis_id}/image").data))
+    heatmap = np.asarray(Image.open(io.BytesIO(client.get(f"/analyses/{analysis_id}/heatmap").data)))
+    assert stored.size == (1024, 768) and heatmap.shape == (768, 1024, 3)
+    assert np.isfinite(heatmap).all() and heatmap.std() > 0
