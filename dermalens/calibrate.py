@@ -181,7 +181,8 @@ def calibrate(card_path: Path, data_dir: Path, tta: bool = True, log=print) -> d
                  "statistics": list(gate.STATISTIC_NAMES),
                  "method": "quality percentiles + Mahalanobis distance of image statistics + "
                            "class-conditional Mahalanobis distance of pooled embeddings"},
-        "calibration_command": "python -m dermalens.calibrate " + " ".join(sys.argv[1:]),
+        "calibration_command": f"python -m dermalens.calibrate --data {data_dir} --model-card {card_path}"
+                               + ("" if tta else " --no-tta"),
     })
     card_path.write_text(json.dumps(card, indent=2) + "\n")
     log(json.dumps({key: report[key] for key in ("balanced_accuracy", "balanced_accuracy_answered",

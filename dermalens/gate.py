@@ -127,8 +127,8 @@ class Gate:
     def reasons(self, rgb: np.ndarray, embedding: np.ndarray | None) -> list[str]:
         """Human-readable reasons this image cannot be assessed; empty if it can.
 
-        Quality problems are reported first and, when present, replace the scope verdict (a
-        blank frame is "too dark" rather than "not a lesion").
+        The scope verdict comes first, then every quality problem found (a white document is
+        "not a dermoscopic image" before it is "overexposed").
         """
         height, width = rgb.shape[:2]
         if min(height, width) < MIN_SIDE_FOR_ANALYSIS:
@@ -140,6 +140,11 @@ class Gate:
         limits = self.thresholds
         values = dict(zip(STATISTIC_NAMES, statistics))
         reasons = []
+        out_of_scope = self.statistics_distance(statistics)[0] > limits["max_statistics_distance"]
+        if embedding is not None:
+            out_of_scope |= bool(self.embedding_distance(embedding)[0] > limits["max_embedding_distance"])
+        if out_of_scope:
+            reasons.append(REASONS["out_of_scope"])
         if values["luminance_mean"] < limits["min_luminance"]:
             reasons.append(REASONS["too_dark"])
         if (values["luminance_mean"] > limits["max_luminance"]
@@ -147,12 +152,7 @@ class Gate:
             reasons.append(REASONS["overexposed"])
         if values["sharpness"] < limits["min_sharpness"]:
             reasons.append(REASONS["blurred"])
-        if reasons:
-            return reasons
-        out_of_scope = self.statistics_distance(statistics)[0] > limits["max_statistics_distance"]
-        if embedding is not None:
-            out_of_scope |= self.embedding_distance(embedding)[0] > limits["max_embedding_distance"]
-        return [REASONS["out_of_scope"]] if out_of_scope else []
+        return reasons
 
     def save(self, path: Path) -> None:
         np.savez(path, statistics_mean=self.statistics_mean,
