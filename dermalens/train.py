@@ -56,6 +56,8 @@ def parse_args(argv=None):
     parser.add_argument("--seed", type=int, default=20261121)
     parser.add_argument("--limit", type=int, help="use only the first N images (smoke runs)")
     parser.add_argument("--no-tta", action="store_true", help="calibrate without test-time augmentation")
+    parser.add_argument("--init-weights", type=Path,
+                        help="start from these weights (a new learning-rate cycle, e.g. a warm restart)")
     return parser.parse_args(argv)
 
 
@@ -303,6 +305,8 @@ def main(argv=None) -> int:
         from dermalens.network import build_resnet
 
         model = build_resnet(args.input_size, preprocessing.METADATA_SIZE, widths=widths)
+        if args.init_weights:
+            model.load_weights(args.init_weights)
         total_steps = steps_per_epoch * args.epochs
         schedule = keras.optimizers.schedules.CosineDecay(
             0.0, max(1, total_steps - steps_per_epoch), warmup_target=args.learning_rate,
@@ -351,6 +355,7 @@ def finish(args, model, work_dir, state, widths, train_count, val_count):
                          "localization (unknown = zeros)",
         "training": {
             "command": "python -m dermalens.train " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
+            "initialised_from": str(args.init_weights) if args.init_weights else "random (from scratch)",
             "data": "HAM10000 (ISIC 2018 Task 3 training set), 200x150 copies, CC BY-NC 4.0",
             "split": f"by lesion_id, stratified by dx, {args.val_fraction:.0%} of lesions held out, "
                      f"seed {args.seed}",
