@@ -16,7 +16,6 @@ temperature, thresholds and `<name>.gate.npz`. Checkpoints (one per epoch, for -
 
 import argparse
 import csv
-import hashlib
 import json
 import os
 import shlex
@@ -250,14 +249,6 @@ def plot_curves(log_path: Path, out_path: Path) -> None:
     plt.close(figure)
 
 
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def main(argv=None) -> int:
     args = parse_args(argv)
     import keras
@@ -328,6 +319,7 @@ def main(argv=None) -> int:
 def finish(args, model, work_dir, state, widths, train_count, val_count):
     """Ship the best epoch: weights, training artefacts and the card, then calibrate the card."""
     from dermalens import calibrate
+    from dermalens.inference import sha256_of_file
     from dermalens.network import FEATURE_LAYER, build_resnet
 
     model.load_weights(work_dir / "best.weights.h5")
@@ -367,7 +359,7 @@ def finish(args, model, work_dir, state, widths, train_count, val_count):
             "augmentation": "random square crops (49-100% of the area), flips, 90-degree "
                             "rotations, brightness/contrast/saturation/hue jitter, metadata dropout",
         },
-        "sha256": sha256_of(weights_path),
+        "sha256": sha256_of_file(weights_path),
     }, indent=2) + "\n")
     calibrate.calibrate(card_path, args.data, tta=not args.no_tta)
 

@@ -197,16 +197,17 @@ def report(public_id):
 @bp.get("/v1/analyses/<public_id>/image")
 @token_required
 def image(public_id):
-    analysis = owned_or_404(public_id)
-    log_event("analysis_downloaded", analysis.public_id, detail="API image")
-    return send_file(storage.stored_path(current_app.config["UPLOAD_FOLDER"], analysis.image_file),
-                     mimetype="image/jpeg")
+    return _send_stored(owned_or_404(public_id), "image")
 
 
 @bp.get("/v1/analyses/<public_id>/heatmap")
 @token_required
 def heatmap(public_id):
-    analysis = owned_or_404(public_id)
-    log_event("analysis_downloaded", analysis.public_id, detail="API heatmap")
-    return send_file(storage.stored_path(current_app.config["UPLOAD_FOLDER"], analysis.heatmap_file),
-                     mimetype="image/jpeg")
+    return _send_stored(owned_or_404(public_id), "heatmap")
+
+
+def _send_stored(analysis: Analysis, which: str):
+    """The stored image or heatmap overlay (both JPEG) of an analysis, logged as a download."""
+    log_event("analysis_downloaded", analysis.public_id, detail=f"API {which}")
+    name = analysis.image_file if which == "image" else analysis.heatmap_file
+    return send_file(storage.stored_path(current_app.config["UPLOAD_FOLDER"], name), mimetype="image/jpeg")
