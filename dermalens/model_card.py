@@ -95,8 +95,15 @@ def render(card: dict) -> str:
               "- **Indeterminate - retake or review**: the image gate declined the image, or the top "
               f"probability is below {thresholds['min_confidence']:.2f} (the lowest threshold whose "
               "answered part gains 5 points of balanced accuracy).",
-              "",
-              "Coverage against accuracy on the validation split (after the image gate):",
+              ""]
+    if validation.get("risk_by_truth"):
+        lines += ["How the validation lesions fall into the categories:", "",
+                  "| truth | urgent | routine | monitor | indeterminate |", "|---|---|---|---|---|"]
+        for group, counts in validation["risk_by_truth"].items():
+            lines.append(f"| {group} | " + " | ".join(str(counts.get(c, 0)) for c in
+                                                    ("urgent", "routine", "monitor", "indeterminate")) + " |")
+        lines.append("")
+    lines += ["Coverage against accuracy on the validation split (after the image gate):",
               "", "| min. confidence | answered | balanced accuracy (answered) | accuracy (answered) |",
               "|---|---|---|---|"]
     for row in card.get("coverage", [])[::3]:
