@@ -8,6 +8,8 @@ DERMALENS_ENV ?= development
 DATA ?= ../shared/data/ham10000
 
 export DERMALENS_ENV
+# The pytest configuration lives with the tests.
+PYTEST_ARGS := -c tests/pytest.ini --rootdir .
 
 .PHONY: run db test test-fast check e2e bench train evaluate clean
 
@@ -19,8 +21,8 @@ $(VENV)/.installed: requirements.txt | $(BIN)/python
 	$(BIN)/pip install --quiet -r requirements.txt
 	touch $@
 
-$(VENV)/.installed-dev: requirements-dev.txt $(VENV)/.installed
-	$(BIN)/pip install --quiet -r requirements-dev.txt
+$(VENV)/.installed-dev: tests/requirements.txt $(VENV)/.installed
+	$(BIN)/pip install --quiet -r tests/requirements.txt
 	touch $@
 
 db: $(VENV)/.installed
@@ -28,10 +30,10 @@ db: $(VENV)/.installed
 
 run: db
 	@echo "DermaLens on http://127.0.0.1:$(PORT) (Ctrl+C to stop)"
-	GUNICORN_BIND=127.0.0.1:$(PORT) $(BIN)/gunicorn -c gunicorn.conf.py app:app
+	GUNICORN_BIND=127.0.0.1:$(PORT) $(BIN)/gunicorn -c python:dermalens.gunicorn_config app:app
 
 test: $(VENV)/.installed-dev
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest $(PYTEST_ARGS) -q
 
 # Static and dependency checks: bandit on the package, pip-audit on the pinned requirements.
 check: $(VENV)/.installed-dev
@@ -44,7 +46,7 @@ e2e: $(VENV)/.installed-dev
 		if [ "$$(id -u)" = 0 ]; then apt-get install -y -q chromium poppler-utils; \
 		else echo "Install chromium and poppler-utils (pdftoppm) first."; exit 1; fi; }
 	cd tests/e2e && npm install --no-audit --no-fund --silent
-	$(BIN)/python -m pytest -q -p no:cacheprovider tests/e2e
+	$(BIN)/python -m pytest $(PYTEST_ARGS) -q -p no:cacheprovider tests/e2e
 
 # Speed and memory figures of the deployed app (prints a table, writes bench-results/*.json).
 bench: $(VENV)/.installed-dev
@@ -52,7 +54,7 @@ bench: $(VENV)/.installed-dev
 
 # Everything except the tests that load TensorFlow.
 test-fast: $(VENV)/.installed-dev
-	$(BIN)/python -m pytest -q -m "not tensorflow"
+	$(BIN)/python -m pytest $(PYTEST_ARGS) -q -m "not tensorflow"
 
 train: $(VENV)/.installed
 	$(BIN)/python -m dermalens.train --data $(DATA) --out models/ --resume

@@ -1,4 +1,4 @@
-"""WSGI entry point: `gunicorn app:app` (see gunicorn.conf.py) or `flask --app app run`."""
+"""WSGI entry point: `gunicorn -c python:dermalens.gunicorn_config app:app` or `flask --app app run`."""
 
 from dermalens import create_app
 

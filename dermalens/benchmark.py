@@ -2,7 +2,7 @@
 
     python -m dermalens.benchmark [--images 60] [--out bench-results]
 
-Starts `gunicorn -c gunicorn.conf.py app:app` (default worker settings) on a free loopback port
+Starts `gunicorn -c python:dermalens.gunicorn_config app:app` (default worker settings) on a free loopback port
 with a fresh instance folder and the shipped model, then measures over HTTP: cold start,
 analysis end to end (p50/p95 over real-size 1024x768 JPEGs derived from the test fixtures),
 each stage's share (from the app's own timing log), PDF report, the History page with 1,000
@@ -110,7 +110,7 @@ def start_server(instance: Path, port: int, log_path: Path, **settings):
            "GUNICORN_BIND": f"127.0.0.1:{port}", "DERMALENS_ANALYSIS_RATE_LIMIT": "100000 per minute",
            "DERMALENS_PDF_RATE_LIMIT": "100000 per minute", "DERMALENS_LOGIN_RATE_LIMIT": "1000 per minute"}
     started = time.perf_counter()
-    server = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "app:app"],
+    server = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", "python:dermalens.gunicorn_config", "app:app"],
                               cwd=PROJECT_ROOT, env=env, stdout=open(log_path, "w"), stderr=subprocess.STDOUT)
     import requests
 

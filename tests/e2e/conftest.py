@@ -35,7 +35,7 @@ def base_url(tmp_path_factory):
     env = {**os.environ, "DERMALENS_ENV": "development", "DERMALENS_INSTANCE_PATH": str(instance),
            "GUNICORN_BIND": f"127.0.0.1:{port}", "DERMALENS_LOGIN_RATE_LIMIT": "100 per minute"}
     log = open(instance / "gunicorn.log", "w")
-    server = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "app:app"],
+    server = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", "python:dermalens.gunicorn_config", "app:app"],
                               cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     deadline = time.time() + 90

@@ -1,4 +1,5 @@
-"""Gunicorn settings for DermaLens (used by `make run` and render.yaml).
+"""Gunicorn settings for DermaLens: `gunicorn -c python:dermalens.gunicorn_config app:app`
+(used by `make run`, render.yaml, the benchmark and the browser tests).
 
 One worker with several threads by default: TensorFlow releases the GIL and uses both cores of a
 small server from one process, the model is held in memory once, and in-memory rate limits are
