@@ -195,5 +195,5 @@ def test_classification_head_reproduces_the_network(trained):
     images = np.random.default_rng(0).uniform(-1, 1, (3, 32, 32, 3)).astype("float32")
     metadata = np.zeros((3, 18), "float32")
     logits, feature_maps = body({"image": images, "metadata": metadata})
-    head_logits = classification_head(model)([feature_maps, metadata])
+    head_logits = classification_head(model)([np.asarray(feature_maps), metadata])
     np.testing.assert_allclose(np.asarray(head_logits), np.asarray(logits), rtol=1e-4, atol=1e-5)
