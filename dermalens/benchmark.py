@@ -18,7 +18,8 @@ import os
 import re
 import socket
 import statistics
-import subprocess
+# Starts this project's own gunicorn and Python with fixed arguments; no user input (bandit B404/B603).
+import subprocess  # nosec B404
 import sys
 import tempfile
 import time
@@ -32,7 +33,8 @@ import numpy as np
 from dermalens.config import DEFAULT_MODEL_CARD, PROJECT_ROOT
 
 FIXTURES = PROJECT_ROOT / "tests" / "fixtures"
-PASSWORD = "benchmark passphrase 2026"
+# Password of throw-away users in a temporary benchmark database (bandit B105).
+PASSWORD = "benchmark passphrase 2026"  # nosec B105
 
 
 def percentile(values, q):
@@ -110,7 +112,8 @@ def start_server(instance: Path, port: int, log_path: Path, **settings):
            "GUNICORN_BIND": f"127.0.0.1:{port}", "DERMALENS_ANALYSIS_RATE_LIMIT": "100000 per minute",
            "DERMALENS_PDF_RATE_LIMIT": "100000 per minute", "DERMALENS_LOGIN_RATE_LIMIT": "1000 per minute"}
     started = time.perf_counter()
-    server = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", "python:dermalens.gunicorn_config", "app:app"],
+    server = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c",  # nosec B603
+                               "python:dermalens.gunicorn_config", "app:app"],
                               cwd=PROJECT_ROOT, env=env, stdout=open(log_path, "w"), stderr=subprocess.STDOUT)
     import requests
 
@@ -254,7 +257,7 @@ def measure_in_process(card: str, images: list[bytes], repeats: int = 20) -> dic
     """
     figures = {}
     for way in ("ours", "naive"):
-        child = subprocess.run([sys.executable, "-m", "dermalens.benchmark", "--core-only", way,
+        child = subprocess.run([sys.executable, "-m", "dermalens.benchmark", "--core-only", way,  # nosec B603
                                 "--model-card", card, "--images", str(repeats + 1)],
                                capture_output=True, text=True, cwd=PROJECT_ROOT)
         lines = [line for line in child.stdout.splitlines() if line.startswith("{")]
