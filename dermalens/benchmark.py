@@ -284,7 +284,7 @@ def time_core(way: str, card: str, images: list[bytes]) -> dict:
         rgb = analysis_service.decode_for_analysis(data)
         assessment = analysis_service.assess_image(classifier, rgb, 55, "female", "back")
         overlay = explanation.overlay_heatmap(rgb, assessment.prediction.heatmap)
-        storage.encode_jpeg(rgb), storage.encode_png(overlay)
+        storage.encode_jpeg(rgb), storage.encode_jpeg(overlay)
 
     def naive(data):
         # The typical app: full decode, model.predict per request, a new Gradcam per call.
