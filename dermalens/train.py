@@ -161,68 +161,67 @@ def predict_logits(model, inputs, metadata, batch_size=128) -> np.ndarray:
     return np.concatenate(outputs) if outputs else np.zeros((0, len(CLASSES)))
 
 
-class EpochKeeper:
+def epoch_keeper(*args, **kwargs):
     """Per-epoch bookkeeping as a Keras callback: validation figures, CSV log, checkpoint, best
-    weights and early stopping. State lives in work_dir/state.json so --resume can pick it up."""
+    weights and early stopping. State lives in work_dir/state.json so --resume can pick it up.
+    (Defined inside a function so this module imports without TensorFlow.)"""
+    import keras
 
-    def __new__(cls, *args, **kwargs):
-        import keras
+    class _Callback(keras.callbacks.Callback):
+        def __init__(self, work_dir, val_inputs, val_metadata, val_labels, val_weights,
+                     patience, state):
+            super().__init__()
+            self.work_dir, self.patience, self.state = work_dir, patience, state
+            self.val = (val_inputs, val_metadata, val_labels, val_weights)
+            self.started = time.time()
 
-        class _Callback(keras.callbacks.Callback):
-            def __init__(self, work_dir, val_inputs, val_metadata, val_labels, val_weights,
-                         patience, state):
-                super().__init__()
-                self.work_dir, self.patience, self.state = work_dir, patience, state
-                self.val = (val_inputs, val_metadata, val_labels, val_weights)
-                self.started = time.time()
+        def on_epoch_begin(self, epoch, logs=None):
+            self.started = time.time()
 
-            def on_epoch_begin(self, epoch, logs=None):
-                self.started = time.time()
+        def on_epoch_end(self, epoch, logs=None):
+            inputs, meta, labels, weights = self.val
+            logits = predict_logits(self.model, inputs, meta)
+            probabilities = metrics.softmax(logits)
+            sample_weights = weights[labels]
+            val_loss = float(-(np.log(probabilities[np.arange(len(labels)), labels] + 1e-12)
+                               * sample_weights).sum() / sample_weights.sum())
+            matrix = metrics.confusion_matrix(labels, probabilities.argmax(axis=1))
+            row = {
+                "epoch": epoch + 1,
+                "loss": float(logs["loss"]),
+                "val_loss": val_loss,
+                "val_accuracy": float(np.trace(matrix) / matrix.sum()),
+                "val_balanced_accuracy": metrics.balanced_accuracy(matrix),
+                "learning_rate": float(self.model.optimizer.learning_rate.numpy()),
+                "seconds": round(time.time() - self.started, 1),
+            }
+            log_path = self.work_dir / "training-log.csv"
+            new_file = not log_path.exists()
+            with open(log_path, "a", newline="") as handle:
+                writer = csv.DictWriter(handle, LOG_FIELDS)
+                if new_file:
+                    writer.writeheader()
+                writer.writerow(row)
+            if row["val_balanced_accuracy"] > self.state["best_balanced_accuracy"]:
+                self.state.update(best_balanced_accuracy=row["val_balanced_accuracy"],
+                                  best_epoch=epoch + 1, epochs_without_improvement=0)
+                self.model.save_weights(self.work_dir / "best.weights.h5")
+            else:
+                self.state["epochs_without_improvement"] += 1
+            self.state["completed_epochs"] = epoch + 1
+            # Checkpoint (with optimizer state) before the state file, so the state never
+            # points past a checkpoint that exists.
+            self.model.save(self.work_dir / "checkpoint.keras")
+            (self.work_dir / "state.json").write_text(json.dumps(self.state, indent=2))
+            print(f"\nepoch {epoch + 1}: val balanced accuracy "
+                  f"{row['val_balanced_accuracy']:.3f} (best {self.state['best_balanced_accuracy']:.3f}"
+                  f" at {self.state['best_epoch']}), val loss {val_loss:.3f}", flush=True)
+            if self.state["epochs_without_improvement"] >= self.patience:
+                print("early stopping: no improvement for", self.patience, "epochs", flush=True)
+                self.state["stopped_early"] = True
+                self.model.stop_training = True
 
-            def on_epoch_end(self, epoch, logs=None):
-                inputs, meta, labels, weights = self.val
-                logits = predict_logits(self.model, inputs, meta)
-                probabilities = metrics.softmax(logits)
-                sample_weights = weights[labels]
-                val_loss = float(-(np.log(probabilities[np.arange(len(labels)), labels] + 1e-12)
-                                   * sample_weights).sum() / sample_weights.sum())
-                matrix = metrics.confusion_matrix(labels, probabilities.argmax(axis=1))
-                row = {
-                    "epoch": epoch + 1,
-                    "loss": float(logs["loss"]),
-                    "val_loss": val_loss,
-                    "val_accuracy": float(np.trace(matrix) / matrix.sum()),
-                    "val_balanced_accuracy": metrics.balanced_accuracy(matrix),
-                    "learning_rate": float(self.model.optimizer.learning_rate.numpy()),
-                    "seconds": round(time.time() - self.started, 1),
-                }
-                log_path = self.work_dir / "training-log.csv"
-                new_file = not log_path.exists()
-                with open(log_path, "a", newline="") as handle:
-                    writer = csv.DictWriter(handle, LOG_FIELDS)
-                    if new_file:
-                        writer.writeheader()
-                    writer.writerow(row)
-                if row["val_balanced_accuracy"] > self.state["best_balanced_accuracy"]:
-                    self.state.update(best_balanced_accuracy=row["val_balanced_accuracy"],
-                                      best_epoch=epoch + 1, epochs_without_improvement=0)
-                    self.model.save_weights(self.work_dir / "best.weights.h5")
-                else:
-                    self.state["epochs_without_improvement"] += 1
-                self.state["completed_epochs"] = epoch + 1
-                # Checkpoint (with optimizer state) before the state file, so the state never
-                # points past a checkpoint that exists.
-                self.model.save(self.work_dir / "checkpoint.keras")
-                (self.work_dir / "state.json").write_text(json.dumps(self.state, indent=2))
-                print(f"\nepoch {epoch + 1}: val balanced accuracy "
-                      f"{row['val_balanced_accuracy']:.3f} (best {self.state['best_balanced_accuracy']:.3f}"
-                      f" at {self.state['best_epoch']}), val loss {val_loss:.3f}", flush=True)
-                if self.state["epochs_without_improvement"] >= self.patience:
-                    print("early stopping: no improvement for", self.patience, "epochs", flush=True)
-                    self.state["stopped_early"] = True
-                    self.model.stop_training = True
-
-        return _Callback(*args, **kwargs)
+    return _Callback(*args, **kwargs)
 
 
 def plot_curves(log_path: Path, out_path: Path) -> None:
@@ -306,7 +305,7 @@ def main(argv=None) -> int:
                       loss=keras.losses.CategoricalCrossentropy(from_logits=True))
 
     if not state.get("stopped_early") and state["completed_epochs"] < args.epochs:
-        keeper = EpochKeeper(work_dir, inputs[is_val], meta[is_val], labels[is_val], weights,
+        keeper = epoch_keeper(work_dir, inputs[is_val], meta[is_val], labels[is_val], weights,
                              args.patience, state)
         model.fit(dataset, epochs=args.epochs, initial_epoch=state["completed_epochs"],
                   steps_per_epoch=steps_per_epoch, callbacks=[keeper],
