@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
-from dermalens import preprocessing, timing
+from dermalens import metrics, preprocessing, timing
 from dermalens.lesions import CLASSES, MALIGNANT_CLASSES
 
 if TYPE_CHECKING:
@@ -161,13 +161,6 @@ class NetworkRunner:
         return logits.numpy(), embeddings.numpy(), feature_maps.numpy()
 
 
-def calibrated_probabilities(logits: np.ndarray, temperature: float) -> np.ndarray:
-    """softmax(logits / T) over the last axis, in float64."""
-    scaled = np.asarray(logits, np.float64) / temperature
-    exp = np.exp(scaled - scaled.max(axis=-1, keepdims=True))
-    return exp / exp.sum(axis=-1, keepdims=True)
-
-
 def load_gate(card_path: Path, card: dict):
     """The fitted gate named by the card, checksum-verified; None if the card has no gate.
 
@@ -220,7 +213,7 @@ class KerasClassifier:
             metadata = preprocessing.encode_metadata(age, sex, site)[None]
         with timing.stage("network"):
             logits, embeddings, feature_maps = self.runner.with_feature_maps(image, metadata)
-            probabilities = calibrated_probabilities(logits[0], self.info.temperature)
+            probabilities = metrics.softmax(logits[0], self.info.temperature)
         top_index = int(np.argmax(probabilities))
         with timing.stage("heatmap"):
             heatmap = self._heatmap(feature_maps, metadata, top_index) if explain else None

@@ -107,15 +107,6 @@ def center_square(rgb: np.ndarray) -> np.ndarray:
     return rgb[top:top + side, left:left + side]
 
 
-def resize_shorter_side(rgb: np.ndarray, side: int) -> np.ndarray:
-    """Resize so the shorter side is `side` pixels, keeping the aspect ratio."""
-    height, width = rgb.shape[:2]
-    scale = side / min(height, width)
-    size = (max(side, round(width * scale)), max(side, round(height * scale)))
-    interpolation = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
-    return cv2.resize(rgb, size, interpolation=interpolation)
-
-
 def prepare_image(rgb: np.ndarray, size: int) -> np.ndarray:
     """RGB image of any size/aspect -> (size, size, 3) uint8: centre square, area-resized."""
     square = center_square(rgb)
