@@ -11,7 +11,7 @@ export DERMALENS_ENV
 # The pytest configuration lives with the tests.
 PYTEST_ARGS := -c tests/pytest.ini --rootdir .
 
-.PHONY: run db test test-fast check e2e bench train evaluate clean
+.PHONY: run db test test-fast check e2e bench teacher train evaluate clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -56,6 +56,17 @@ bench: $(VENV)/.installed-dev
 test-fast: $(VENV)/.installed-dev
 	$(BIN)/python -m pytest $(PYTEST_ARGS) -q -m "not tensorflow"
 
+# The distillation teacher (ImageNet EfficientNet-Lite0 in PyTorch) lives in its own environment.
+TEACHER_VENV := .teacher-venv
+$(TEACHER_VENV)/.installed: dermalens/teacher-requirements.txt
+	$(PYTHON) -m venv $(TEACHER_VENV)
+	$(TEACHER_VENV)/bin/pip install --quiet -r dermalens/teacher-requirements.txt
+	touch $@
+
+teacher: $(TEACHER_VENV)/.installed
+	$(TEACHER_VENV)/bin/python -m dermalens.teacher --data $(DATA) \
+		--split models/dermalens-resnet18s-v1.split.csv --out .training/teacher --resume
+
 train: $(VENV)/.installed
 	$(BIN)/python -m dermalens.train --data $(DATA) --out models/ --resume
 
@@ -63,4 +74,4 @@ evaluate: $(VENV)/.installed
 	$(BIN)/python -m dermalens.evaluate --images $(IMAGES) --labels $(LABELS) --out evaluation-output
 
 clean:
-	rm -rf $(VENV) .pytest_cache
+	rm -rf $(VENV) $(TEACHER_VENV) .pytest_cache

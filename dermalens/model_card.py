@@ -51,8 +51,9 @@ def render(card: dict) -> str:
         f"(`{card['name']}.split.csv`).",
         f"- Class imbalance (58:1 nevus to dermatofibroma): {training['imbalance']}.",
         f"- Augmentation: {training.get('augmentation', 'see dermalens/train.py')}.",
-        f"- Initialised from: {training.get('initialised_from', 'random (from scratch)')}; no pretrained "
-        f"(e.g. ImageNet) weights anywhere. {training['epochs_run']} epochs in the last stage, best "
+        f"- Knowledge distillation: {training.get('distillation', 'none')}.",
+        f"- Initialised from: {training.get('initialised_from', 'random (from scratch)')}; the ResNet "
+        f"never held pretrained (e.g. ImageNet) weights. {training['epochs_run']} epochs in the last stage, best "
         f"validation balanced accuracy at epoch {training['best_epoch']}. Command: "
         f"`{training['command']}`; then `{card.get('calibration_command', 'python -m dermalens.calibrate')}`.",
         f"- Curves: `{card['name']}.training-curve.png`; per-epoch log: `{card['name']}.training-log.csv`.",

@@ -57,6 +57,10 @@ def parse_args(argv=None):
     parser.add_argument("--no-tta", action="store_true", help="calibrate without test-time augmentation")
     parser.add_argument("--init-weights", type=Path,
                         help="start from these weights (a new learning-rate cycle, e.g. a warm restart)")
+    parser.add_argument("--teacher", type=Path,
+                        help="teacher-probabilities.npz from dermalens.teacher: distil from it")
+    parser.add_argument("--teacher-weight", type=float, default=0.5,
+                        help="share of the teacher's probabilities in each training target")
     return parser.parse_args(argv)
 
 
@@ -118,16 +122,39 @@ def class_weights(labels: np.ndarray) -> np.ndarray:
     return weights.astype(np.float32)
 
 
-def augmented_dataset(canvases, metadata, labels, weights, size, batch_size, seed):
+def training_targets(labels: np.ndarray, teacher_probabilities: np.ndarray | None,
+                     teacher_weight: float) -> np.ndarray:
+    """Per-image target distributions: the one-hot label, or with a teacher the mixture
+    (1 - teacher_weight) * one-hot + teacher_weight * teacher probabilities (knowledge
+    distillation at temperature 1; the teacher's soft labels carry which classes look alike)."""
+    one_hot = np.eye(len(CLASSES), dtype=np.float32)[labels]
+    if teacher_probabilities is None:
+        return one_hot
+    return ((1.0 - teacher_weight) * one_hot
+            + teacher_weight * np.asarray(teacher_probabilities, np.float32))
+
+
+def read_teacher(path: Path, image_ids: list[str]) -> np.ndarray:
+    """The teacher's probabilities for image_ids, in that order (every id must be present)."""
+    with np.load(path) as saved:
+        index = {image_id: row for row, image_id in enumerate(saved["image_ids"].tolist())}
+        missing = [image_id for image_id in image_ids if image_id not in index]
+        if missing:
+            raise SystemExit(f"{path} has no teacher probabilities for {len(missing)} images, "
+                             f"e.g. {missing[0]}")
+        return saved["probabilities"][[index[image_id] for image_id in image_ids]].astype(np.float32)
+
+
+def augmented_dataset(canvases, metadata, targets, sample_weights, size, batch_size, seed):
     """tf.data pipeline: random square crop (49-100% of the area), dihedral flips/rotations,
     mild colour jitter (dermoscopes differ in white balance), and metadata dropout so the network
-    also works when age, sex or site is unknown."""
+    also works when age, sex or site is unknown. targets: (n, classes) distributions."""
     import tensorflow as tf
 
     sex_slice = slice(2, 2 + 2)
     site_slice = slice(4, preprocessing.METADATA_SIZE)
 
-    def augment(canvas, meta, label, weight):
+    def augment(canvas, meta, target, weight):
         image = tf.cast(canvas, tf.float32)
         side = tf.random.uniform((), 0.7, 1.0)
         top = tf.random.uniform((), 0.0, 1.0 - side)
@@ -146,11 +173,10 @@ def augmented_dataset(canvases, metadata, labels, weights, size, batch_size, see
 
         keep = tf.cast(tf.random.uniform((3,)) > 0.25, tf.float32)
         meta = tf.concat([meta[:2] * keep[0], meta[sex_slice] * keep[1], meta[site_slice] * keep[2]], 0)
-        return {"image": image, "metadata": meta}, tf.one_hot(label, len(CLASSES)), weight
+        return {"image": image, "metadata": meta}, target, weight
 
-    sample_weights = weights[labels]
-    dataset = tf.data.Dataset.from_tensor_slices((canvases, metadata, labels, sample_weights))
-    dataset = dataset.shuffle(len(labels), seed=seed, reshuffle_each_iteration=True)
+    dataset = tf.data.Dataset.from_tensor_slices((canvases, metadata, targets, sample_weights))
+    dataset = dataset.shuffle(len(targets), seed=seed, reshuffle_each_iteration=True)
     dataset = dataset.map(augment, num_parallel_calls=tf.data.AUTOTUNE)
     return dataset.batch(batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
 
@@ -278,7 +304,10 @@ def main(argv=None) -> int:
     print(f"{(~is_val).sum()} training / {is_val.sum()} validation images; class weights "
           + ", ".join(f"{c} {w:.2f}" for c, w in zip(CLASSES, weights)), flush=True)
 
-    dataset = augmented_dataset(canvases[~is_val], meta[~is_val], labels[~is_val], weights,
+    train_ids = [row["image_id"] for row, val in zip(rows, is_val) if not val]
+    teacher = read_teacher(args.teacher, train_ids) if args.teacher else None
+    targets = training_targets(labels[~is_val], teacher, args.teacher_weight)
+    dataset = augmented_dataset(canvases[~is_val], meta[~is_val], targets, weights[labels[~is_val]],
                                 args.input_size, args.batch_size, args.seed)
     steps_per_epoch = max(1, int((~is_val).sum()) // args.batch_size)
 
@@ -355,6 +384,10 @@ def finish(args, model, work_dir, state, widths, train_count, val_count):
             "epochs_run": state["completed_epochs"],
             "best_epoch": state["best_epoch"],
             "imbalance": "inverse-frequency class weights in the loss",
+            "distillation": (f"targets mix {1 - args.teacher_weight:.0%} one-hot label and "
+                             f"{args.teacher_weight:.0%} probabilities of a fine-tuned ImageNet "
+                             f"EfficientNet-Lite0 teacher (dermalens.teacher, trained on the "
+                             f"training split only; {args.teacher})" if args.teacher else "none"),
             "augmentation": "random square crops (49-100% of the area), flips, 90-degree "
                             "rotations, brightness/contrast/saturation/hue jitter, metadata dropout",
         },

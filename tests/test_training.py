@@ -94,6 +94,25 @@ def test_resume_continues_from_the_checkpoint(trained, tmp_path):
         assert [row["epoch"] for row in csv.DictReader(handle)] == ["1", "2", "3"]
 
 
+def test_training_distils_from_a_teacher_file(trained, tmp_path):
+    from dermalens import train
+
+    with open(trained / "models" / "tiny.split.csv") as handle:
+        image_ids = [row["image_id"] for row in csv.DictReader(handle)]
+    teacher = tmp_path / "teacher-probabilities.npz"
+    np.savez(teacher, image_ids=np.array(image_ids),
+             probabilities=np.full((len(image_ids), len(CLASSES)), 1 / len(CLASSES), np.float32))
+    args = ["--data", str(trained / "data"), "--out", str(tmp_path / "models"), "--name", "tiny",
+            "--work-dir", str(tmp_path / "work"), "--epochs", "1", "--input-size", "32",
+            "--widths", "8,8,16,16", "--batch-size", "8", "--val-fraction", "0.5",
+            "--init-weights", str(trained / "models" / "tiny.keras"),
+            "--teacher", str(teacher), "--teacher-weight", "0.4"]
+    assert train.main(args) == 0
+    card = json.loads((tmp_path / "models" / "tiny.json").read_text())
+    assert card["training"]["distillation"].startswith("targets mix 60% one-hot label and 40%")
+    assert card["training"]["initialised_from"].endswith("tiny.keras")
+
+
 def test_classifier_analyses_any_image_with_or_without_metadata(trained):
     from dermalens.inference import KerasClassifier
 
