@@ -42,6 +42,8 @@ def parse_args(argv=None):
     parser.add_argument("--data", required=True, type=Path, help="HAM10000-style folder")
     parser.add_argument("--out", required=True, type=Path, help="folder for the shipped model")
     parser.add_argument("--name", default="dermalens-resnet18s-v1", help="model name")
+    parser.add_argument("--version", default="1.0.0",
+                        help="model version, shown with every analysis and report")
     parser.add_argument("--work-dir", type=Path, help="checkpoints (default .training/<name>)")
     parser.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
     parser.add_argument("--epochs", type=int, default=36)
@@ -363,7 +365,7 @@ def finish(args, model, work_dir, state, widths, train_count, val_count):
     card_path = args.out / f"{args.name}.json"
     card_path.write_text(json.dumps({
         "name": args.name,
-        "version": "1.0.0",
+        "version": args.version,
         "architecture": f"ResNet-18-style (basic blocks, 2 per stage, widths {list(widths)}), "
                         f"image + metadata inputs, {shipped.count_params():,} parameters",
         "feature_layer": FEATURE_LAYER,
