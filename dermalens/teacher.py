@@ -159,7 +159,7 @@ def main(argv=None) -> int:
         optimizer, args.learning_rate, total_steps=steps * args.epochs, pct_start=0.1)
     state = {"epoch": 0, "best_balanced_accuracy": -1.0, "best_epoch": 0}
     if args.resume and (args.out / "checkpoint.pt").exists():
-        saved = torch.load(args.out / "checkpoint.pt", weights_only=False)
+        saved = torch.load(args.out / "checkpoint.pt", weights_only=True)
         model.load_state_dict(saved["model"])
         optimizer.load_state_dict(saved["optimizer"])
         scheduler.load_state_dict(saved["scheduler"])
@@ -206,7 +206,7 @@ def main(argv=None) -> int:
         print(f"epoch {epoch + 1}: loss {total / steps:.3f}, val balanced accuracy {balanced:.3f} "
               f"(best {state['best_balanced_accuracy']:.3f} at {state['best_epoch']})", flush=True)
 
-    model.load_state_dict(torch.load(args.out / "best.pt"))
+    model.load_state_dict(torch.load(args.out / "best.pt", weights_only=True))
     probabilities = predict(forward, set_mode, centre)
     np.savez(args.out / "teacher-probabilities.npz",
              image_ids=np.array([row["image_id"] for row in rows]), probabilities=probabilities)
