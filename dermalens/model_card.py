@@ -1,9 +1,12 @@
 """Render the human model card (models/README.md) from the machine one (models/NAME.json).
 
     python -m dermalens.model_card --model-card models/NAME.json [--out-of-scope RESULT.json]
+        [--size-and-crop "DESCRIPTION=OUT/metrics.json" ...]
 
 With --out-of-scope (the out_of_scope.json written by `dermalens.evaluate --out-of-scope`), the
-figures are also stored in the JSON card. The README is generated so the two never disagree.
+figures are also stored in the JSON card; likewise each --size-and-crop (the metrics.json of a
+labelled `dermalens.evaluate` run on resized or re-cropped copies of the validation images).
+The README is generated so the two never disagree.
 """
 
 import argparse
@@ -130,6 +133,15 @@ def render(card: dict) -> str:
                   f"{scope['indeterminate']:.1%} indeterminate overall.", "",
                   "| kind | n | flagged by the gate |", "|---|---|---|"]
         lines += [f"| {kind} | {v['n']} | {v['gate_flagged']:.1%} |" for kind, v in scope["by_kind"].items()]
+    if card.get("size_and_crop"):
+        lines += ["", "## Other sizes and crops",
+                  "The validation images re-saved at other sizes and crops, through the app's inference path "
+                  "(`python -m dermalens.recrop`, then `python -m dermalens.evaluate`):", "",
+                  "| copies of the validation images | n | balanced accuracy | melanoma recall "
+                  "| AUC malignant | ECE | indeterminate |", "|---|---|---|---|---|---|---|"]
+        lines += [f"| {row['description']} | {row['n']} | {_fmt(row['balanced_accuracy'])} "
+                  f"| {_fmt(row['melanoma_recall'])} | {_fmt(row['auc_malignant'])} | {_fmt(row['ece'])} "
+                  f"| {_fmt(row['indeterminate_rate'])} |" for row in card["size_and_crop"]]
     lines += ["",
               "## Known limits",
               "- Trained only on HAM10000: dermoscopic images from two centres (Vienna, Queensland), "
@@ -141,22 +153,37 @@ def render(card: dict) -> str:
               "- Known failure modes: surgical ink markings, rulers, hair and bubbles can raise false "
               "positives; very small or partial lesions; images not centred on the lesion (only the "
               "centre square is analysed).",
-              "- Trained from the 200x150 reduced copies at 128x128 input: fine structures visible in full-"
-              "resolution dermoscopy are not used.",
+              f"- Trained from the 200x150 reduced copies at {card['input_size']}x{card['input_size']} "
+              "input: fine structures visible in full-resolution dermoscopy are not used.",
               "- Validation figures come from a held-out split of the same dataset (same centres and "
               "devices); expect lower figures on other populations and devices.",
               ""]
     return "\n".join(lines)
 
 
+def size_and_crop_row(description: str, metrics: dict) -> dict:
+    """One row of the "other sizes and crops" table from an evaluate metrics.json."""
+    return {"description": description, "n": metrics["n"],
+            "balanced_accuracy": metrics["balanced_accuracy"], "melanoma_recall": metrics["recall"]["mel"],
+            "auc_malignant": metrics["auc_malignant"], "ece": metrics["ece"],
+            "indeterminate_rate": metrics["indeterminate_rate"]}
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--model-card", required=True, type=Path)
     parser.add_argument("--out-of-scope", type=Path)
+    parser.add_argument("--size-and-crop", action="append", default=[], metavar="DESCRIPTION=METRICS_JSON",
+                        help="figures of the validation images at another size or crop (repeatable)")
     args = parser.parse_args(argv)
     card = json.loads(args.model_card.read_text())
     if args.out_of_scope:
         card["out_of_scope"] = json.loads(args.out_of_scope.read_text())
+    if args.size_and_crop:
+        pairs = [item.rpartition("=") for item in args.size_and_crop]
+        card["size_and_crop"] = [size_and_crop_row(description, json.loads(Path(path).read_text()))
+                                 for description, _, path in pairs]
+    if args.out_of_scope or args.size_and_crop:
         args.model_card.write_text(json.dumps(card, indent=2) + "\n")
     readme = args.model_card.parent / "README.md"
     readme.write_text(render(card))

@@ -1,0 +1,30 @@
+"""The human model card is rendered from the JSON card, including evaluations added later."""
+
+import json
+import shutil
+
+from dermalens import model_card
+from dermalens.config import DEFAULT_MODEL_CARD
+
+
+def test_size_and_crop_figures_are_stored_in_the_card_and_rendered(tmp_path):
+    card_path = tmp_path / DEFAULT_MODEL_CARD.name
+    shutil.copy(DEFAULT_MODEL_CARD, card_path)
+    metrics = {"n": 12, "balanced_accuracy": 0.5, "recall": {"mel": 0.25}, "auc_malignant": 0.75,
+               "ece": 0.125, "indeterminate_rate": 0.0625}
+    (tmp_path / "metrics.json").write_text(json.dumps(metrics))
+
+    assert model_card.main(["--model-card", str(card_path),
+                            "--size-and-crop", f"zoomed=in 1.5x={tmp_path / 'metrics.json'}"]) == 0
+
+    stored = json.loads(card_path.read_text())["size_and_crop"]
+    assert stored == [{"description": "zoomed=in 1.5x", "n": 12, "balanced_accuracy": 0.5,
+                       "melanoma_recall": 0.25, "auc_malignant": 0.75, "ece": 0.125,
+                       "indeterminate_rate": 0.0625}]
+    readme = (tmp_path / "README.md").read_text()
+    assert "| zoomed=in 1.5x | 12 | 0.500 | 0.250 | 0.750 | 0.125 | 0.062 |" in readme
+
+
+def test_the_shipped_readme_is_the_render_of_the_shipped_card():
+    card = json.loads(DEFAULT_MODEL_CARD.read_text())
+    assert (DEFAULT_MODEL_CARD.parent / "README.md").read_text() == model_card.render(card)

@@ -1,0 +1,31 @@
+"""Re-cropped copies for robustness evaluation: centred, the asked size, one per labelled image."""
+
+import numpy as np
+
+from dermalens.recrop import main, recrop
+from tests.images import encode, lesion_array
+
+
+def test_recrop_keeps_the_centre_and_resizes():
+    bgr = np.zeros((150, 200, 3), np.uint8)
+    bgr[60:90, 80:120] = 255  # a bright centre
+    out = recrop(bgr, keep=0.5, aspect=None, size=(400, 300))
+    assert out.shape == (300, 400, 3)
+    assert out[150, 200].min() == 255 and out[5, 5].max() == 0
+
+
+def test_recrop_cuts_the_asked_aspect_ratio():
+    bgr = np.zeros((150, 200, 3), np.uint8)
+    bgr[:, :25] = 255  # a bright left margin that a centred square leaves out
+    out = recrop(bgr, keep=1.0, aspect=1.0, size=(64, 64))
+    assert out.shape == (64, 64, 3) and out.max() == 0
+
+
+def test_recrop_command_writes_one_jpeg_per_labelled_image(tmp_path):
+    (tmp_path / "in").mkdir()
+    for image_id, fmt, suffix in (("ISIC_1", "JPEG", ".jpg"), ("ISIC_2", "PNG", ".png")):
+        (tmp_path / "in" / f"{image_id}{suffix}").write_bytes(encode(lesion_array(200, 150), fmt))
+    (tmp_path / "labels.csv").write_text("image_id,dx\nISIC_1,nv\nISIC_2,mel\n")
+    assert main(["--images", str(tmp_path / "in"), "--labels", str(tmp_path / "labels.csv"),
+                 "--out", str(tmp_path / "out"), "--keep", "0.7", "--size", "600x450"]) == 0
+    assert sorted(path.name for path in (tmp_path / "out").iterdir()) == ["ISIC_1.jpg", "ISIC_2.jpg"]
