@@ -46,8 +46,10 @@ def main(argv=None) -> int:
     with open(args.labels, newline="") as handle:
         image_ids = [row["image_id"] for row in csv.DictReader(handle)]
     for image_id in image_ids:
-        source = next(args.images / f"{image_id}{suffix}" for suffix in (".jpg", ".png")
-                      if (args.images / f"{image_id}{suffix}").exists())
+        candidates = [args.images / f"{image_id}{suffix}" for suffix in (".jpg", ".png")]
+        source = next((path for path in candidates if path.exists()), None)
+        if source is None:
+            raise SystemExit(f"no image {image_id}.jpg or .png in {args.images}")
         bgr = cv2.imread(str(source), cv2.IMREAD_COLOR)
         cv2.imwrite(str(args.out / f"{image_id}.jpg"), recrop(bgr, args.keep, aspect, size),
                     [cv2.IMWRITE_JPEG_QUALITY, 92])

@@ -138,7 +138,6 @@ def main(argv=None) -> int:
 
     args = parse_args(argv)
     torch.manual_seed(args.seed)
-    torch.set_num_threads(max(1, torch.get_num_threads()))
     args.out.mkdir(parents=True, exist_ok=True)
     rows = read_metadata(args.data, args.limit)
     with open(args.split, newline="") as handle:

@@ -63,7 +63,10 @@ def parse_args(argv=None):
                         help="teacher-probabilities.npz from dermalens.teacher: distil from it")
     parser.add_argument("--teacher-weight", type=float, default=0.5,
                         help="share of the teacher's probabilities in each training target")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if not 0.0 <= args.teacher_weight <= 1.0:
+        parser.error("--teacher-weight must be between 0 and 1")
+    return args
 
 
 def read_metadata(data_dir: Path, limit: int | None = None) -> list[dict]:

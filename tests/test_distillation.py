@@ -31,3 +31,11 @@ def test_a_teacher_file_missing_training_images_is_refused(tmp_path):
     np.savez(path, image_ids=np.array(["ISIC_a"]), probabilities=np.eye(7, dtype=np.float32)[:1])
     with pytest.raises(SystemExit, match="no teacher probabilities for 1 images, e.g. ISIC_b"):
         read_teacher(path, ["ISIC_a", "ISIC_b"])
+
+
+@pytest.mark.parametrize("weight", ["-0.1", "1.5"])
+def test_a_teacher_weight_outside_zero_to_one_is_refused(weight):
+    from dermalens.train import parse_args
+
+    with pytest.raises(SystemExit):
+        parse_args(["--data", "d", "--out", "o", "--teacher", "t.npz", "--teacher-weight", weight])

@@ -1,6 +1,7 @@
 """Re-cropped copies for robustness evaluation: centred, the asked size, one per labelled image."""
 
 import numpy as np
+import pytest
 
 from dermalens.recrop import main, recrop
 from tests.images import encode, lesion_array
@@ -29,3 +30,11 @@ def test_recrop_command_writes_one_jpeg_per_labelled_image(tmp_path):
     assert main(["--images", str(tmp_path / "in"), "--labels", str(tmp_path / "labels.csv"),
                  "--out", str(tmp_path / "out"), "--keep", "0.7", "--size", "600x450"]) == 0
     assert sorted(path.name for path in (tmp_path / "out").iterdir()) == ["ISIC_1.jpg", "ISIC_2.jpg"]
+
+
+def test_recrop_names_a_labelled_image_that_is_missing(tmp_path):
+    (tmp_path / "in").mkdir()
+    (tmp_path / "labels.csv").write_text("image_id,dx\nISIC_9,nv\n")
+    with pytest.raises(SystemExit, match="no image ISIC_9.jpg or .png"):
+        main(["--images", str(tmp_path / "in"), "--labels", str(tmp_path / "labels.csv"),
+              "--out", str(tmp_path / "out"), "--size", "64x64"])
