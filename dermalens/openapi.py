@@ -144,7 +144,9 @@ def openapi_document() -> dict:
                 "The stored image (JPEG)",
                 {"image/jpeg": {"schema": {"type": "string", "format": "binary"}}}, "getImage")},
             "/api/v1/analyses/{public_id}/heatmap": {"get": _owned(
-                "The Grad-CAM overlay (JPEG, the size of the stored image)",
-                {"image/jpeg": {"schema": {"type": "string", "format": "binary"}}}, "getHeatmap")},
+                "The Grad-CAM overlay, the size of the stored image (JPEG; PNG for analyses stored "
+                "by earlier versions)",
+                {"image/jpeg": {"schema": {"type": "string", "format": "binary"}},
+                 "image/png": {"schema": {"type": "string", "format": "binary"}}}, "getHeatmap")},
         },
     }

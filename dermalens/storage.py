@@ -13,7 +13,10 @@ import cv2
 import numpy as np
 
 JPEG_QUALITY = 92
-_STORED_NAME = re.compile(r"^[A-Za-z0-9_-]{20,40}\.(jpg|png)$")
+# Extensions of stored files and their media types. New files are JPEG; PNG heatmaps were
+# written by earlier versions and are still served, as PNG.
+MEDIA_TYPES = {"jpg": "image/jpeg", "png": "image/png"}
+_STORED_NAME = re.compile(rf"^[A-Za-z0-9_-]{{20,40}}\.({'|'.join(MEDIA_TYPES)})$")
 
 
 class StorageError(RuntimeError):
@@ -50,6 +53,11 @@ def stored_path(folder: str | Path, name: str) -> Path:
     if not _STORED_NAME.match(name or ""):
         raise StorageError(f"not a stored file name: {name!r}")
     return Path(folder) / name
+
+
+def media_type(name: str) -> str:
+    """Media type of a stored file, from the extension this module gave it."""
+    return MEDIA_TYPES[stored_path(".", name).suffix[1:]]
 
 
 def remove_files(folder: str | Path, *names: str) -> None:

@@ -60,6 +60,27 @@ def test_stored_image_is_reencoded_and_served_to_its_owner(logged_in, analysis_i
     assert not decoded_image.getexif()
 
 
+def test_a_png_heatmap_from_an_earlier_version_is_still_served_as_png(app, logged_in, analysis_id):
+    from pathlib import Path
+
+    from dermalens import storage
+    from dermalens.extensions import db
+    from dermalens.records import Analysis
+
+    folder = Path(app.config["UPLOAD_FOLDER"])
+    with app.app_context():
+        analysis = db.session.query(Analysis).filter_by(public_id=analysis_id).one()
+        overlay = Image.open(folder / analysis.heatmap_file)
+        png = io.BytesIO()
+        overlay.save(png, "PNG")
+        analysis.heatmap_file = storage.write_new_file(folder, png.getvalue(), "png")
+        db.session.commit()
+
+    heatmap = logged_in.get(f"/analyses/{analysis_id}/heatmap")
+    assert heatmap.mimetype == "image/png" and heatmap.data.startswith(b"\x89PNG")
+    assert logged_in.get(f"/analyses/{analysis_id}/report.pdf").data.startswith(b"%PDF-")
+
+
 def test_huge_upload_is_stored_at_display_size(logged_in):
     response = upload(logged_in, lesion_jpeg(3000, 2000))
     image = logged_in.get(response.headers["Location"] + "/image")

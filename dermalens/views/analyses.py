@@ -25,6 +25,11 @@ def upload_folder() -> str:
     return current_app.config["UPLOAD_FOLDER"]
 
 
+def stored_file_response(name: str):
+    """A stored image or heatmap overlay, with the media type of its format."""
+    return send_file(storage.stored_path(upload_folder(), name), mimetype=storage.media_type(name))
+
+
 @bp.route("/")
 @login_required
 def index():
@@ -66,15 +71,13 @@ def show(public_id: str):
 @bp.route("/analyses/<public_id>/image")
 @login_required
 def image(public_id: str):
-    analysis = owned_analysis_or_404(public_id)
-    return send_file(storage.stored_path(upload_folder(), analysis.image_file), mimetype="image/jpeg")
+    return stored_file_response(owned_analysis_or_404(public_id).image_file)
 
 
 @bp.route("/analyses/<public_id>/heatmap")
 @login_required
 def heatmap(public_id: str):
-    analysis = owned_analysis_or_404(public_id)
-    return send_file(storage.stored_path(upload_folder(), analysis.heatmap_file), mimetype="image/jpeg")
+    return stored_file_response(owned_analysis_or_404(public_id).heatmap_file)
 
 
 @bp.route("/analyses/<public_id>/confirm-delete")

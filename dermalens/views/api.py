@@ -7,16 +7,17 @@ sending credentials with a forged request.
 
 from functools import wraps
 
-from flask import Blueprint, abort, current_app, g, jsonify, request, send_file, url_for
+from flask import Blueprint, abort, current_app, g, jsonify, request, url_for
 from sqlalchemy import text
 
-from dermalens import analysis_service, storage, tokens
+from dermalens import analysis_service, tokens
 from dermalens.extensions import config_limit, csrf, db, limiter
 from dermalens.lesions import CLASS_GROUPS, CLASS_NAMES, CLASSES, MALIGNANT_CLASSES
 from dermalens.openapi import openapi_document
 from dermalens.records import Analysis
 from dermalens.risk import RISK_CATEGORIES
 from dermalens.views import errors
+from dermalens.views.analyses import stored_file_response
 from dermalens.views.auditing import log_event
 from dermalens.views.reports import pdf_response
 
@@ -207,7 +208,6 @@ def heatmap(public_id):
 
 
 def _send_stored(analysis: Analysis, which: str):
-    """The stored image or heatmap overlay (both JPEG) of an analysis, logged as a download."""
+    """The stored image or heatmap overlay of an analysis, logged as a download."""
     log_event("analysis_downloaded", analysis.public_id, detail=f"API {which}")
-    name = analysis.image_file if which == "image" else analysis.heatmap_file
-    return send_file(storage.stored_path(current_app.config["UPLOAD_FOLDER"], name), mimetype="image/jpeg")
+    return stored_file_response(analysis.image_file if which == "image" else analysis.heatmap_file)
