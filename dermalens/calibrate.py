@@ -11,7 +11,6 @@ thresholds at percentiles of the validation split), plus the coverage/accuracy t
 """
 
 import argparse
-import csv
 import json
 import sys
 from pathlib import Path
@@ -145,7 +144,7 @@ def calibrate(card_path: Path, data_dir: Path, tta: bool = True, log=print) -> d
 
     from dermalens.analysis_service import decode_for_analysis
     from dermalens.inference import NetworkRunner, sha256_of_file
-    from dermalens.train import read_metadata
+    from dermalens.train import read_metadata, read_split
 
     card = json.loads(card_path.read_text())
     weights_path = card_path.with_suffix(".keras")
@@ -154,8 +153,7 @@ def calibrate(card_path: Path, data_dir: Path, tta: bool = True, log=print) -> d
     model = keras.models.load_model(weights_path, compile=False, safe_mode=True)
     runner = NetworkRunner(model, card["input_size"], tta=tta)
 
-    with open(card_path.with_name(f"{card['name']}.split.csv"), newline="") as handle:
-        split = {row["image_id"]: row["split"] for row in csv.DictReader(handle)}
+    split = read_split(card_path.with_name(f"{card['name']}.split.csv"))
     rows = [row for row in read_metadata(data_dir) if row["image_id"] in split]
     images = [decode_for_analysis((data_dir / "images" / f"{row['image_id']}.jpg").read_bytes())
               for row in tqdm(rows, desc="decoding", unit="img", mininterval=5)]

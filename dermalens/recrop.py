@@ -16,6 +16,8 @@ from pathlib import Path
 
 import cv2
 
+from dermalens.evaluate import find_image
+
 
 def recrop(bgr, keep: float, aspect: float | None, size: tuple[int, int]):
     """Centre crop to `keep` of each side (then to `aspect` = width/height if given), resized."""
@@ -46,8 +48,7 @@ def main(argv=None) -> int:
     with open(args.labels, newline="") as handle:
         image_ids = [row["image_id"] for row in csv.DictReader(handle)]
     for image_id in image_ids:
-        candidates = [args.images / f"{image_id}{suffix}" for suffix in (".jpg", ".png")]
-        source = next((path for path in candidates if path.exists()), None)
+        source = find_image(args.images, image_id)
         if source is None:
             raise SystemExit(f"no image {image_id}.jpg or .png in {args.images}")
         bgr = cv2.imread(str(source), cv2.IMREAD_COLOR)

@@ -19,7 +19,6 @@ views of the centre square) and `teacher-metrics.json` (its validation figures).
 """
 
 import argparse
-import csv
 import json
 import time
 from pathlib import Path
@@ -28,7 +27,11 @@ import numpy as np
 
 from dermalens import metrics
 from dermalens.lesions import CLASSES
-from dermalens.train import CANVAS_SCALE, class_weights, load_arrays, read_metadata
+from dermalens.train import (CANVAS_SCALE, append_log_row, class_weights, load_arrays, read_metadata,
+                             read_split)
+
+
+LOG_FIELDS = ("epoch", "loss", "val_balanced_accuracy", "seconds")
 
 
 def parse_args(argv=None):
@@ -137,8 +140,7 @@ def main(argv=None) -> int:
     torch.manual_seed(args.seed)
     args.out.mkdir(parents=True, exist_ok=True)
     rows = read_metadata(args.data, args.limit)
-    with open(args.split, newline="") as handle:
-        split = {row["image_id"]: row["split"] for row in csv.DictReader(handle)}
+    split = read_split(args.split)
     rows = [row for row in rows if row["image_id"] in split]
     canvases, _, _, labels = load_arrays(args.data, rows, args.input_size,
                                          round(args.input_size * CANVAS_SCALE))
@@ -191,14 +193,10 @@ def main(argv=None) -> int:
             torch.save(model.state_dict(), args.out / "best.pt")
         torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
                     "scheduler": scheduler.state_dict(), "state": state}, args.out / "checkpoint.pt")
-        log = args.out / "training-log.csv"
-        new = not log.exists()
-        with open(log, "a", newline="") as handle:
-            writer = csv.writer(handle)
-            if new:
-                writer.writerow(["epoch", "loss", "val_balanced_accuracy", "seconds"])
-            writer.writerow([epoch + 1, round(total / steps, 4), round(balanced, 4),
-                             round(time.time() - started, 1)])
+        append_log_row(args.out / "training-log.csv",
+                       {"epoch": epoch + 1, "loss": round(total / steps, 4),
+                        "val_balanced_accuracy": round(balanced, 4),
+                        "seconds": round(time.time() - started, 1)}, LOG_FIELDS)
         print(f"epoch {epoch + 1}: loss {total / steps:.3f}, val balanced accuracy {balanced:.3f} "
               f"(best {state['best_balanced_accuracy']:.3f} at {state['best_epoch']})", flush=True)
 

@@ -100,6 +100,12 @@ def split_by_lesion(rows: list[dict], val_fraction: float, seed: int) -> dict[st
     return {row["image_id"]: "val" if row["lesion_id"] in val_lesions else "train" for row in rows}
 
 
+def read_split(path: Path) -> dict[str, str]:
+    """image_id -> "train" or "val", from a split.csv written by this module."""
+    with open(path, newline="") as handle:
+        return {row["image_id"]: row["split"] for row in csv.DictReader(handle)}
+
+
 def load_arrays(data_dir: Path, rows: list[dict], size: int, canvas: int):
     """Decode every image once through the shared preprocessing.
 
@@ -226,13 +232,7 @@ def epoch_keeper(*args, **kwargs):
                 "learning_rate": float(self.model.optimizer.learning_rate.numpy()),
                 "seconds": round(time.time() - self.started, 1),
             }
-            log_path = self.work_dir / "training-log.csv"
-            new_file = not log_path.exists()
-            with open(log_path, "a", newline="") as handle:
-                writer = csv.DictWriter(handle, LOG_FIELDS)
-                if new_file:
-                    writer.writeheader()
-                writer.writerow(row)
+            append_log_row(self.work_dir / "training-log.csv", row, LOG_FIELDS)
             if row["val_balanced_accuracy"] > self.state["best_balanced_accuracy"]:
                 self.state.update(best_balanced_accuracy=row["val_balanced_accuracy"],
                                   best_epoch=epoch + 1, epochs_without_improvement=0)
@@ -253,6 +253,16 @@ def epoch_keeper(*args, **kwargs):
                 self.model.stop_training = True
 
     return _Callback(*args, **kwargs)
+
+
+def append_log_row(path: Path, row: dict, fields) -> None:
+    """Append one epoch's row to a CSV log; a new file starts with the header `fields`."""
+    new_file = not path.exists()
+    with open(path, "a", newline="") as handle:
+        writer = csv.DictWriter(handle, fields)
+        if new_file:
+            writer.writeheader()
+        writer.writerow(row)
 
 
 def plot_curves(log_path: Path, out_path: Path) -> None:
@@ -294,8 +304,7 @@ def main(argv=None) -> int:
     rows = read_metadata(args.data, args.limit)
     split_path = work_dir / "split.csv"
     if args.resume and split_path.exists():
-        with open(split_path, newline="") as handle:
-            split = {row["image_id"]: row["split"] for row in csv.DictReader(handle)}
+        split = read_split(split_path)
     else:
         split = split_by_lesion(rows, args.val_fraction, args.seed)
         with open(split_path, "w", newline="") as handle:
