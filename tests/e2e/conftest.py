@@ -5,14 +5,11 @@ Screenshots of every page at a desktop and a tablet size go to e2e-screenshots/ 
 """
 
 import os
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
+
+from dermalens import benchmark
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
@@ -21,34 +18,11 @@ VIEWPORTS = {"desktop": {"width": 1366, "height": 768}, "tablet": {"width": 820,
 AXE = Path(__file__).parent / "node_modules" / "axe-core" / "axe.min.js"
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture(scope="session")
 def base_url(tmp_path_factory):
-    """Start gunicorn as deployed (shipped model, fresh instance folder) and wait for /api/health."""
-    port = free_port()
+    """Start gunicorn as deployed (shipped model, fresh instance folder) until the model answers."""
     instance = tmp_path_factory.mktemp("instance")
-    env = {**os.environ, "DERMALENS_ENV": "development", "DERMALENS_INSTANCE_PATH": str(instance),
-           "GUNICORN_BIND": f"127.0.0.1:{port}", "DERMALENS_LOGIN_RATE_LIMIT": "100 per minute"}
-    log = open(instance / "gunicorn.log", "w")
-    server = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", "python:dermalens.gunicorn_config", "app:app"],
-                              cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 90
-    while time.time() < deadline:
-        try:
-            with urllib.request.urlopen(f"{url}/api/health", timeout=2) as response:
-                if response.status == 200:
-                    break
-        except OSError:
-            time.sleep(0.5)
-    else:
-        server.terminate()
-        raise RuntimeError(f"the app did not start; see {instance / 'gunicorn.log'}")
+    server, url, _ = benchmark.start_server(instance, benchmark.free_port(), instance / "gunicorn.log")
     yield url
     server.terminate()
     server.wait(timeout=30)
