@@ -4,8 +4,9 @@
 
 The folder holds `HAM10000_metadata.csv` (lesion_id,image_id,dx,...,age,sex,localization) and
 `images/<image_id>.jpg`. Images are split by lesion_id (stratified by diagnosis, fixed seed) so
-that no lesion has photos on both sides. Class imbalance is answered with inverse-frequency loss
-weights; probabilities are calibrated afterwards by temperature scaling on the validation split
+that no lesion has photos on both sides. Class imbalance (58:1) is answered by class-balanced
+sampling and loss weights that together give every class the same expected share of the loss
+(see `sampling_and_loss_weights`); probabilities are calibrated afterwards by temperature scaling on the validation split
 (see dermalens.calibrate).
 
 Outputs in --out: `<name>.keras` (network), `<name>.json` (model card data), `<name>.split.csv`,
@@ -59,6 +60,13 @@ def parse_args(argv=None):
     parser.add_argument("--no-tta", action="store_true", help="calibrate without test-time augmentation")
     parser.add_argument("--init-weights", type=Path,
                         help="start from these weights (a new learning-rate cycle, e.g. a warm restart)")
+    parser.add_argument("--balanced-sampling", type=float, default=0.0,
+                        help="0 = draw images at their natural class frequencies and weight the loss "
+                             "by inverse frequency; 1 = draw every class equally often, unweighted; "
+                             "in between splits the correction (see sampling_and_loss_weights)")
+    parser.add_argument("--ema-momentum", type=float, default=0.0,
+                        help="keep an exponential moving average of the weights with this momentum "
+                             "per step (e.g. 0.997) and validate, keep and ship the average; 0 = off")
     parser.add_argument("--teacher", type=Path,
                         help="teacher-probabilities.npz from dermalens.teacher: distil from it")
     parser.add_argument("--teacher-weight", type=float, default=0.5,
@@ -66,6 +74,10 @@ def parse_args(argv=None):
     args = parser.parse_args(argv)
     if not 0.0 <= args.teacher_weight <= 1.0:
         parser.error("--teacher-weight must be between 0 and 1")
+    if not 0.0 <= args.balanced_sampling <= 1.0:
+        parser.error("--balanced-sampling must be between 0 and 1")
+    if not 0.0 <= args.ema_momentum < 1.0:
+        parser.error("--ema-momentum must be at least 0 and below 1")
     return args
 
 
@@ -133,6 +145,26 @@ def class_weights(labels: np.ndarray) -> np.ndarray:
     return weights.astype(np.float32)
 
 
+def sampling_and_loss_weights(labels: np.ndarray, balanced_sampling: float):
+    """How training answers the class imbalance: returns (sampling probabilities per class,
+    loss weight per class), both float arrays in CLASSES order.
+
+    A class with n_c training images is drawn with probability p_c proportional to
+    n_c ** (1 - balanced_sampling) and its loss is weighted by 1 / (K * p_c) for K classes present,
+    so every class contributes the same expected share of the loss whatever balanced_sampling is
+    (0: natural frequencies with inverse-frequency weights, exactly `class_weights`; 1: every
+    class equally often, unweighted). Splitting the correction between the two keeps the rare
+    classes from being either a few huge-weight images per batch or the same hundred images
+    over and over. The expected sample weight is 1; absent classes get probability and weight 0.
+    """
+    counts = np.bincount(labels, minlength=len(CLASSES)).astype(float)
+    draw = np.where(counts > 0, counts ** (1.0 - balanced_sampling), 0.0)
+    probabilities = draw / draw.sum()
+    present = int((counts > 0).sum())
+    weights = np.where(counts > 0, 1.0 / (present * np.maximum(probabilities, 1e-12)), 0.0)
+    return probabilities, weights.astype(np.float32)
+
+
 def training_targets(labels: np.ndarray, teacher_probabilities: np.ndarray | None,
                      teacher_weight: float) -> np.ndarray:
     """Per-image target distributions: the one-hot label, or with a teacher the mixture
@@ -156,10 +188,12 @@ def read_teacher(path: Path, image_ids: list[str]) -> np.ndarray:
         return saved["probabilities"][[index[image_id] for image_id in image_ids]].astype(np.float32)
 
 
-def augmented_dataset(canvases, metadata, targets, sample_weights, size, batch_size, seed):
-    """tf.data pipeline: random square crop (49-100% of the area), dihedral flips/rotations,
-    mild colour jitter (dermoscopes differ in white balance), and metadata dropout so the network
-    also works when age, sex or site is unknown. targets: (n, classes) distributions."""
+def augmented_dataset(canvases, metadata, targets, labels, balanced_sampling, size, batch_size, seed):
+    """Endless tf.data pipeline of (inputs, target, sample weight) batches: classes drawn and
+    weighted as `sampling_and_loss_weights` says, then random square crop (49-100% of the area),
+    dihedral flips/rotations, mild colour jitter (dermoscopes differ in white balance), and
+    metadata dropout so the network also works when age, sex or site is unknown.
+    targets: (n, classes) distributions; labels: (n,) class indices."""
     import tensorflow as tf
 
     sex_slice = slice(2, 2 + 2)
@@ -186,8 +220,17 @@ def augmented_dataset(canvases, metadata, targets, sample_weights, size, batch_s
         meta = tf.concat([meta[:2] * keep[0], meta[sex_slice] * keep[1], meta[site_slice] * keep[2]], 0)
         return {"image": image, "metadata": meta}, target, weight
 
-    dataset = tf.data.Dataset.from_tensor_slices((canvases, metadata, targets, sample_weights))
-    dataset = dataset.shuffle(len(targets), seed=seed, reshuffle_each_iteration=True)
+    probabilities, weights = sampling_and_loss_weights(labels, balanced_sampling)
+    present = [c for c in range(len(CLASSES)) if probabilities[c] > 0]
+    per_class = []
+    for c in present:
+        members = labels == c
+        per_class.append(tf.data.Dataset.from_tensor_slices(
+            (canvases[members], metadata[members], targets[members],
+             np.full(members.sum(), weights[c], np.float32)))
+            .shuffle(int(members.sum()), seed=seed + c, reshuffle_each_iteration=True).repeat())
+    dataset = tf.data.Dataset.sample_from_datasets(
+        per_class, weights=[float(probabilities[c]) for c in present], seed=seed)
     dataset = dataset.map(augment, num_parallel_calls=tf.data.AUTOTUNE)
     return dataset.batch(batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
 
@@ -314,15 +357,18 @@ def main(argv=None) -> int:
 
     canvases, inputs, meta, labels = load_arrays(args.data, rows, args.input_size, canvas)
     is_val = np.array([split[row["image_id"]] == "val" for row in rows])
+    # Validation loss is weighted by inverse frequency, whatever the training sampling.
     weights = class_weights(labels[~is_val])
-    print(f"{(~is_val).sum()} training / {is_val.sum()} validation images; class weights "
-          + ", ".join(f"{c} {w:.2f}" for c, w in zip(CLASSES, weights)), flush=True)
+    drawn, loss_weights = sampling_and_loss_weights(labels[~is_val], args.balanced_sampling)
+    print(f"{(~is_val).sum()} training / {is_val.sum()} validation images; per class drawn share "
+          "and loss weight: " + ", ".join(f"{c} {p:.1%} x{w:.2f}"
+                                          for c, p, w in zip(CLASSES, drawn, loss_weights)), flush=True)
 
     train_ids = [row["image_id"] for row, val in zip(rows, is_val) if not val]
     teacher = read_teacher(args.teacher, train_ids) if args.teacher else None
     targets = training_targets(labels[~is_val], teacher, args.teacher_weight)
-    dataset = augmented_dataset(canvases[~is_val], meta[~is_val], targets, weights[labels[~is_val]],
-                                args.input_size, args.batch_size, args.seed)
+    dataset = augmented_dataset(canvases[~is_val], meta[~is_val], targets, labels[~is_val],
+                                args.balanced_sampling, args.input_size, args.batch_size, args.seed)
     steps_per_epoch = max(1, int((~is_val).sum()) // args.batch_size)
 
     state_path = work_dir / "state.json"
@@ -344,14 +390,21 @@ def main(argv=None) -> int:
         schedule = keras.optimizers.schedules.CosineDecay(
             0.0, max(1, total_steps - steps_per_epoch), warmup_target=args.learning_rate,
             warmup_steps=steps_per_epoch, alpha=0.01)
-        model.compile(optimizer=keras.optimizers.AdamW(schedule, weight_decay=5e-4),
+        optimizer = keras.optimizers.AdamW(schedule, weight_decay=5e-4,
+                                           use_ema=args.ema_momentum > 0,
+                                           ema_momentum=args.ema_momentum or 0.99)
+        model.compile(optimizer=optimizer,
                       loss=keras.losses.CategoricalCrossentropy(from_logits=True))
 
     if not state.get("stopped_early") and state["completed_epochs"] < args.epochs:
         keeper = epoch_keeper(work_dir, inputs[is_val], meta[is_val], labels[is_val], weights,
                              args.patience, state)
+        # With EMA, the average is swapped into the model at each epoch's end (before the
+        # keeper validates and saves) and out again when the next epoch starts.
+        callbacks = ([keras.callbacks.SwapEMAWeights(swap_on_epoch=True)]
+                     if model.optimizer.use_ema else []) + [keeper]
         model.fit(dataset, epochs=args.epochs, initial_epoch=state["completed_epochs"],
-                  steps_per_epoch=steps_per_epoch, callbacks=[keeper],
+                  steps_per_epoch=steps_per_epoch, callbacks=callbacks,
                   verbose=1 if sys.stdout.isatty() else 2)
 
     finish(args, model, work_dir, state, widths, int((~is_val).sum()), int(is_val.sum()))
@@ -397,7 +450,11 @@ def finish(args, model, work_dir, state, widths, train_count, val_count):
             "validation_images": val_count,
             "epochs_run": state["completed_epochs"],
             "best_epoch": state["best_epoch"],
-            "imbalance": "inverse-frequency class weights in the loss",
+            "imbalance": (f"each class drawn in proportion to n^{1 - args.balanced_sampling:g} "
+                          f"(n = its training images) and its loss weighted so every class has "
+                          f"the same expected share of the loss"),
+            "weight_averaging": (f"exponential moving average of the weights, momentum "
+                                 f"{args.ema_momentum:g} per step" if args.ema_momentum else "none"),
             "distillation": (f"targets mix {1 - args.teacher_weight:.0%} one-hot label and "
                              f"{args.teacher_weight:.0%} probabilities of a fine-tuned ImageNet "
                              f"EfficientNet-Lite0 teacher (dermalens.teacher, trained on the "

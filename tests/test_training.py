@@ -113,6 +113,20 @@ def test_training_distils_from_a_teacher_file(trained, tmp_path):
     assert card["training"]["initialised_from"].endswith("tiny.keras")
 
 
+
+def test_training_with_balanced_sampling_and_weight_averaging(trained, tmp_path):
+    from dermalens import train
+
+    args = ["--data", str(trained / "data"), "--out", str(tmp_path / "models"), "--name", "tiny",
+            "--work-dir", str(tmp_path / "work"), "--epochs", "2", "--input-size", "32",
+            "--widths", "8,8,16,16", "--batch-size", "8", "--val-fraction", "0.5",
+            "--balanced-sampling", "0.5", "--ema-momentum", "0.9"]
+    assert train.main(args) == 0
+    training = json.loads((tmp_path / "models" / "tiny.json").read_text())["training"]
+    assert training["imbalance"].startswith("each class drawn in proportion to n^0.5")
+    assert training["weight_averaging"] == "exponential moving average of the weights, momentum 0.9 per step"
+    assert len((tmp_path / "work" / "training-log.csv").read_text().splitlines()) == 3
+
 def test_classifier_analyses_any_image_with_or_without_metadata(trained):
     from dermalens.inference import KerasClassifier
 
@@ -216,3 +230,4 @@ def test_classification_head_reproduces_the_network(trained):
     logits, feature_maps = body({"image": images, "metadata": metadata})
     head_logits = classification_head(model)([np.asarray(feature_maps), metadata])
     np.testing.assert_allclose(np.asarray(head_logits), np.asarray(logits), rtol=1e-4, atol=1e-5)
+
