@@ -400,7 +400,9 @@ def main(argv=None) -> int:
         keeper = epoch_keeper(work_dir, inputs[is_val], meta[is_val], labels[is_val], weights,
                              args.patience, state)
         # With EMA, the average is swapped into the model at each epoch's end (before the
-        # keeper validates and saves) and out again when the next epoch starts.
+        # keeper validates and saves) and out again when the next epoch starts. So checkpoints
+        # hold the average as the model's weights, and --resume continues training from it
+        # (the running average restarts from the last raw weights: a small, harmless jolt).
         callbacks = ([keras.callbacks.SwapEMAWeights(swap_on_epoch=True)]
                      if model.optimizer.use_ema else []) + [keeper]
         model.fit(dataset, epochs=args.epochs, initial_epoch=state["completed_epochs"],
