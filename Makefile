@@ -67,8 +67,17 @@ teacher: $(TEACHER_VENV)/.installed
 	$(TEACHER_VENV)/bin/python -m dermalens.teacher --data $(DATA) \
 		--split models/dermalens-resnet18s-v1.split.csv --out .training/teacher --resume
 
+# The shipped model's three stages (see models/README.md); each resumes where it stopped, and
+# only the last one writes to models/. About three hours on 2 CPU cores.
 train: $(VENV)/.installed
-	$(BIN)/python -m dermalens.train --data $(DATA) --out models/ --resume
+	$(BIN)/python -m dermalens.train --data $(DATA) --out .training/stage1-model --resume
+	$(BIN)/python -m dermalens.train --data $(DATA) --out .training/stage2-model \
+		--work-dir .training/restart160 --init-weights .training/dermalens-resnet18s-v1/best.weights.h5 \
+		--input-size 160 --epochs 14 --learning-rate 6e-4 --patience 6 --resume
+	$(BIN)/python -m dermalens.train --data $(DATA) --out models/ \
+		--work-dir .training/balanced160 --init-weights .training/restart160/best.weights.h5 \
+		--input-size 160 --epochs 36 --learning-rate 1e-3 --patience 40 \
+		--balanced-sampling 0.5 --ema-momentum 0.997 --version 1.1.0 --resume
 
 evaluate: $(VENV)/.installed
 	$(BIN)/python -m dermalens.evaluate --images $(IMAGES) --labels $(LABELS) --out evaluation-output
