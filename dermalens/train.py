@@ -6,8 +6,8 @@ The folder holds `HAM10000_metadata.csv` (lesion_id,image_id,dx,...,age,sex,loca
 `images/<image_id>.jpg`. Images are split by lesion_id (stratified by diagnosis, fixed seed) so
 that no lesion has photos on both sides. Class imbalance (58:1) is answered by class-balanced
 sampling and loss weights that together give every class the same expected share of the loss
-(see `sampling_and_loss_weights`); probabilities are calibrated afterwards by temperature scaling on the validation split
-(see dermalens.calibrate).
+(see `sampling_and_loss_weights`); probabilities are calibrated afterwards by temperature
+scaling on the validation split (see dermalens.calibrate).
 
 Outputs in --out: `<name>.keras` (network), `<name>.json` (model card data), `<name>.split.csv`,
 `<name>.training-log.csv`, `<name>.training-curve.png`, and, from `dermalens.calibrate`, the
@@ -392,6 +392,7 @@ def main(argv=None) -> int:
             warmup_steps=steps_per_epoch, alpha=0.01)
         optimizer = keras.optimizers.AdamW(schedule, weight_decay=5e-4,
                                            use_ema=args.ema_momentum > 0,
+                                           # (Keras validates the momentum even when off.)
                                            ema_momentum=args.ema_momentum or 0.99)
         model.compile(optimizer=optimizer,
                       loss=keras.losses.CategoricalCrossentropy(from_logits=True))
