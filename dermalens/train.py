@@ -152,10 +152,10 @@ def sampling_and_loss_weights(labels: np.ndarray, balanced_sampling: float):
     A class with n_c training images is drawn with probability p_c proportional to
     n_c ** (1 - balanced_sampling) and its loss is weighted by 1 / (K * p_c) for K classes present,
     so every class contributes the same expected share of the loss whatever balanced_sampling is
-    (0: natural frequencies with inverse-frequency weights, exactly `class_weights`; 1: every
-    class equally often, unweighted). Splitting the correction between the two keeps the rare
-    classes from being either a few huge-weight images per batch or the same hundred images
-    over and over. The expected sample weight is 1; absent classes get probability and weight 0.
+    (0: natural frequencies with inverse-frequency weights, as `class_weights` when every class
+    is present; 1: every class equally often, unweighted). Splitting the correction between the
+    two keeps the rare classes from being either a few huge-weight images per batch or the same
+    hundred images over and over. The expected sample weight is 1; absent classes get probability and weight 0.
     """
     counts = np.bincount(labels, minlength=len(CLASSES)).astype(float)
     draw = np.where(counts > 0, counts ** (1.0 - balanced_sampling), 0.0)
@@ -188,11 +188,13 @@ def read_teacher(path: Path, image_ids: list[str]) -> np.ndarray:
         return saved["probabilities"][[index[image_id] for image_id in image_ids]].astype(np.float32)
 
 
-def augmented_dataset(canvases, metadata, targets, labels, balanced_sampling, size, batch_size, seed):
-    """Endless tf.data pipeline of (inputs, target, sample weight) batches: classes drawn and
-    weighted as `sampling_and_loss_weights` says, then random square crop (49-100% of the area),
-    dihedral flips/rotations, mild colour jitter (dermoscopes differ in white balance), and
-    metadata dropout so the network also works when age, sex or site is unknown.
+def augmented_dataset(canvases, metadata, targets, labels, class_draw, class_loss_weights, size,
+                      batch_size, seed):
+    """Endless tf.data pipeline of (inputs, target, sample weight) batches: class c drawn with
+    probability class_draw[c] and weighted class_loss_weights[c] (`sampling_and_loss_weights`),
+    then random square crop (49-100% of the area), dihedral flips/rotations, mild colour jitter
+    (dermoscopes differ in white balance), and metadata dropout so the network also works when
+    age, sex or site is unknown.
     targets: (n, classes) distributions; labels: (n,) class indices."""
     import tensorflow as tf
 
@@ -220,17 +222,16 @@ def augmented_dataset(canvases, metadata, targets, labels, balanced_sampling, si
         meta = tf.concat([meta[:2] * keep[0], meta[sex_slice] * keep[1], meta[site_slice] * keep[2]], 0)
         return {"image": image, "metadata": meta}, target, weight
 
-    probabilities, weights = sampling_and_loss_weights(labels, balanced_sampling)
-    present = [c for c in range(len(CLASSES)) if probabilities[c] > 0]
+    present = [c for c in range(len(CLASSES)) if class_draw[c] > 0]
     per_class = []
     for c in present:
         members = labels == c
         per_class.append(tf.data.Dataset.from_tensor_slices(
             (canvases[members], metadata[members], targets[members],
-             np.full(members.sum(), weights[c], np.float32)))
+             np.full(members.sum(), class_loss_weights[c], np.float32)))
             .shuffle(int(members.sum()), seed=seed + c, reshuffle_each_iteration=True).repeat())
     dataset = tf.data.Dataset.sample_from_datasets(
-        per_class, weights=[float(probabilities[c]) for c in present], seed=seed)
+        per_class, weights=[float(class_draw[c]) for c in present], seed=seed)
     dataset = dataset.map(augment, num_parallel_calls=tf.data.AUTOTUNE)
     return dataset.batch(batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
 
@@ -367,8 +368,8 @@ def main(argv=None) -> int:
     train_ids = [row["image_id"] for row, val in zip(rows, is_val) if not val]
     teacher = read_teacher(args.teacher, train_ids) if args.teacher else None
     targets = training_targets(labels[~is_val], teacher, args.teacher_weight)
-    dataset = augmented_dataset(canvases[~is_val], meta[~is_val], targets, labels[~is_val],
-                                args.balanced_sampling, args.input_size, args.batch_size, args.seed)
+    dataset = augmented_dataset(canvases[~is_val], meta[~is_val], targets, labels[~is_val], drawn,
+                                loss_weights, args.input_size, args.batch_size, args.seed)
     steps_per_epoch = max(1, int((~is_val).sum()) // args.batch_size)
 
     state_path = work_dir / "state.json"

@@ -113,7 +113,6 @@ def test_training_distils_from_a_teacher_file(trained, tmp_path):
     assert card["training"]["initialised_from"].endswith("tiny.keras")
 
 
-
 def test_training_with_balanced_sampling_and_weight_averaging(trained, tmp_path):
     from dermalens import train
 
@@ -126,6 +125,7 @@ def test_training_with_balanced_sampling_and_weight_averaging(trained, tmp_path)
     assert training["imbalance"].startswith("each class drawn in proportion to n^0.5")
     assert training["weight_averaging"] == "exponential moving average of the weights, momentum 0.9 per step"
     assert len((tmp_path / "work" / "training-log.csv").read_text().splitlines()) == 3
+
 
 def test_classifier_analyses_any_image_with_or_without_metadata(trained):
     from dermalens.inference import KerasClassifier
@@ -230,4 +230,3 @@ def test_classification_head_reproduces_the_network(trained):
     logits, feature_maps = body({"image": images, "metadata": metadata})
     head_logits = classification_head(model)([np.asarray(feature_maps), metadata])
     np.testing.assert_allclose(np.asarray(head_logits), np.asarray(logits), rtol=1e-4, atol=1e-5)
-
