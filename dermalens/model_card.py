@@ -177,11 +177,18 @@ def main(argv=None) -> int:
     parser.add_argument("--size-and-crop", action="append", default=[], metavar="DESCRIPTION=METRICS_JSON",
                         help="figures of the validation images at another size or crop (repeatable)")
     args = parser.parse_args(argv)
+    pairs = [item.rpartition("=") for item in args.size_and_crop]
+    if any(not description or not path for description, _, path in pairs):
+        parser.error("--size-and-crop takes DESCRIPTION=METRICS_JSON")
+    inputs = [args.model_card, *([args.out_of_scope] if args.out_of_scope else []),
+              *(Path(path) for _, _, path in pairs)]
+    unreadable = [str(path) for path in inputs if not path.is_file()]
+    if unreadable:
+        parser.error(f"no such file: {', '.join(unreadable)}")
     card = json.loads(args.model_card.read_text())
     if args.out_of_scope:
         card["out_of_scope"] = json.loads(args.out_of_scope.read_text())
-    if args.size_and_crop:
-        pairs = [item.rpartition("=") for item in args.size_and_crop]
+    if pairs:
         card["size_and_crop"] = [size_and_crop_row(description, json.loads(Path(path).read_text()))
                                  for description, _, path in pairs]
     if args.out_of_scope or args.size_and_crop:

@@ -39,21 +39,46 @@ def main(argv=None) -> int:
     parser.add_argument("--aspect", help="width:height of the crop, e.g. 1:1")
     parser.add_argument("--size", required=True, help="WIDTHxHEIGHT of the copies")
     args = parser.parse_args(argv)
-    size = tuple(int(side) for side in args.size.lower().split("x"))
-    aspect = None
-    if args.aspect:
-        width, height = (float(part) for part in args.aspect.split(":"))
-        aspect = width / height
-    args.out.mkdir(parents=True, exist_ok=True)
+    try:
+        size = tuple(int(side) for side in args.size.lower().split("x"))
+        aspect = None
+        if args.aspect:
+            width, height = (float(part) for part in args.aspect.split(":"))
+            aspect = width / height
+    except (ValueError, ZeroDivisionError):
+        parser.error("--size must look like 600x450 and --aspect like 4:3")
+    if len(size) != 2 or min(size) < 1 or (aspect is not None and aspect <= 0):
+        parser.error("--size must look like 600x450 and --aspect like 4:3")
+    if not 0.0 < args.keep <= 1.0:
+        parser.error("--keep must be above 0 and at most 1")
+    if not args.labels.is_file():
+        parser.error(f"no labels file {args.labels}")
     with open(args.labels, newline="") as handle:
-        image_ids = [row["image_id"] for row in csv.DictReader(handle)]
-    for image_id in image_ids:
-        source = find_image(args.images, image_id)
-        if source is None:
-            raise SystemExit(f"no image {image_id}.jpg or .png in {args.images}")
+        reader = csv.DictReader(handle)
+        if "image_id" not in (reader.fieldnames or []):
+            parser.error(f"{args.labels} has no image_id column")
+        image_ids = [row["image_id"] for row in reader]
+    # Every source is found before anything is written, and a copy set that cannot be finished
+    # is removed, so a bad folder or image never leaves a partial set behind to be evaluated.
+    sources = {image_id: find_image(args.images, image_id) for image_id in image_ids}
+    missing = [image_id for image_id, source in sources.items() if source is None]
+    if missing:
+        raise SystemExit(f"no image {missing[0]}.jpg or .png in {args.images} "
+                         f"({len(missing)} labelled images missing)")
+    created = not args.out.exists()
+    args.out.mkdir(parents=True, exist_ok=True)
+    written = []
+    for image_id, source in sources.items():
         bgr = cv2.imread(str(source), cv2.IMREAD_COLOR)
-        cv2.imwrite(str(args.out / f"{image_id}.jpg"), recrop(bgr, args.keep, aspect, size),
-                    [cv2.IMWRITE_JPEG_QUALITY, 92])
+        if bgr is None:
+            for path in written:
+                path.unlink()
+            if created:
+                args.out.rmdir()
+            raise SystemExit(f"cannot decode {source}; no copies written")
+        target = args.out / f"{image_id}.jpg"
+        cv2.imwrite(str(target), recrop(bgr, args.keep, aspect, size), [cv2.IMWRITE_JPEG_QUALITY, 92])
+        written.append(target)
     print(f"wrote {len(image_ids)} images to {args.out}")
     return 0
 

@@ -3,6 +3,8 @@
 import json
 import shutil
 
+import pytest
+
 from dermalens import model_card
 from dermalens.config import DEFAULT_MODEL_CARD
 
@@ -28,3 +30,14 @@ def test_size_and_crop_figures_are_stored_in_the_card_and_rendered(tmp_path):
 def test_the_shipped_readme_is_the_render_of_the_shipped_card():
     card = json.loads(DEFAULT_MODEL_CARD.read_text())
     assert (DEFAULT_MODEL_CARD.parent / "README.md").read_text() == model_card.render(card)
+
+
+def test_a_malformed_or_missing_evaluation_is_refused_and_the_card_is_unchanged(tmp_path):
+    card_path = tmp_path / DEFAULT_MODEL_CARD.name
+    shutil.copy(DEFAULT_MODEL_CARD, card_path)
+    before = card_path.read_bytes()
+    for option in ("no description", f"zoomed={tmp_path / 'missing.json'}"):
+        with pytest.raises(SystemExit) as refused:
+            model_card.main(["--model-card", str(card_path), "--size-and-crop", option])
+        assert refused.value.code == 2
+    assert card_path.read_bytes() == before and not (tmp_path / "README.md").exists()

@@ -38,3 +38,26 @@ def test_recrop_names_a_labelled_image_that_is_missing(tmp_path):
     with pytest.raises(SystemExit, match="no image ISIC_9.jpg or .png"):
         main(["--images", str(tmp_path / "in"), "--labels", str(tmp_path / "labels.csv"),
               "--out", str(tmp_path / "out"), "--size", "64x64"])
+
+
+def test_an_undecodable_image_leaves_no_copies_behind(tmp_path):
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "ISIC_1.jpg").write_bytes(encode(lesion_array(200, 150), "JPEG"))
+    (tmp_path / "in" / "ISIC_2.jpg").write_bytes(b"not an image")
+    (tmp_path / "labels.csv").write_text("image_id,dx\nISIC_1,nv\nISIC_2,mel\n")
+    with pytest.raises(SystemExit, match="cannot decode .*ISIC_2.jpg; no copies written"):
+        main(["--images", str(tmp_path / "in"), "--labels", str(tmp_path / "labels.csv"),
+              "--out", str(tmp_path / "out"), "--size", "64x64"])
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("option", [["--size", "600by450"], ["--size", "0x450"], ["--size", "64x64x3"],
+                                    ["--size", "64x64", "--aspect", "1:0"],
+                                    ["--size", "64x64", "--aspect", "square"],
+                                    ["--size", "64x64", "--keep", "0"], ["--size", "64x64", "--keep", "1.5"]])
+def test_malformed_options_are_refused_before_anything_is_written(tmp_path, option):
+    (tmp_path / "labels.csv").write_text("image_id,dx\nISIC_1,nv\n")
+    with pytest.raises(SystemExit) as refused:
+        main(["--images", str(tmp_path), "--labels", str(tmp_path / "labels.csv"),
+              "--out", str(tmp_path / "out"), *option])
+    assert refused.value.code == 2 and not (tmp_path / "out").exists()
