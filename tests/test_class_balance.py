@@ -30,3 +30,11 @@ def test_balanced_sampling_interpolates_between_weighting_and_resampling():
 def test_a_class_without_training_images_is_never_drawn():
     probabilities, weights = train.sampling_and_loss_weights(np.array([0, 0, 5, 5, 5]), 0.5)
     assert probabilities[[1, 2, 3, 4, 6]].sum() == 0 and weights[[1, 2, 3, 4, 6]].sum() == 0
+
+
+@pytest.mark.parametrize("option", [["--balanced-sampling", "-0.1"], ["--balanced-sampling", "1.5"],
+                                    ["--ema-momentum", "-0.5"], ["--ema-momentum", "1"]])
+def test_out_of_range_balancing_or_averaging_is_refused(option):
+    with pytest.raises(SystemExit) as refused:
+        train.parse_args(["--data", "d", "--out", "o", *option])
+    assert refused.value.code == 2
