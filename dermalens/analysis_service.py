@@ -124,6 +124,10 @@ def assess_image(classifier: Classifier, rgb, age: int | None = None, sex: str |
                  site: str | None = None, explain: bool = True) -> Assessment:
     """The app's inference path for one decoded image, shared by the web app, the API,
     `dermalens.evaluate` and `dermalens.predict`."""
+    with timing.stage("preprocess"):
+        # Matched once here instead of inside both the network's and the gate's preparation,
+        # which find it already matched (the step is idempotent); the result is the same.
+        rgb = preprocessing.match_training_copies(rgb)
     prediction = classifier.analyse(rgb, age=age, sex=sex, site=site, explain=explain)
     with timing.stage("gate"):
         reasons = indeterminate_reasons(classifier, rgb, prediction)

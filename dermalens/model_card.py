@@ -155,7 +155,9 @@ def render(card: dict) -> str:
               "positives; very small or partial lesions; images not centred on the lesion (only the "
               "centre square is analysed).",
               f"- Trained from the 200x150 reduced copies at {card['input_size']}x{card['input_size']} "
-              "input: fine structures visible in full-resolution dermoscopy are not used.",
+              "input: fine structures visible in full-resolution dermoscopy are not used. Larger "
+              "uploads are reduced to the copies' resolution and JPEG quality before analysis, so "
+              "that the network and its calibration see the kind of image they were fitted on.",
               "- Validation figures come from a held-out split of the same dataset (same centres and "
               "devices); expect lower figures on other populations and devices.",
               ""]

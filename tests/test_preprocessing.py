@@ -2,6 +2,7 @@
 
 import io
 
+import cv2
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -105,13 +106,14 @@ def test_network_input_handles_any_size_and_aspect(shape):
     assert -1.0 <= tensor.min() and tensor.max() <= 1.0
 
 
-def test_training_and_serving_paths_give_the_same_tensor(tmp_path):
+@pytest.mark.parametrize("width, height", [(200, 150), (600, 450), (1000, 1000)])
+def test_training_and_serving_paths_give_the_same_tensor(tmp_path, width, height):
     """The validation tensors the trainer builds equal what the app computes for the same file."""
     from dermalens import analysis_service, train
 
     data_dir = tmp_path / "data"
     (data_dir / "images").mkdir(parents=True)
-    jpeg = encode(lesion_array(200, 150), "JPEG", quality=80)
+    jpeg = encode(lesion_array(width, height), "JPEG", quality=80)
     (data_dir / "images" / "ISIC_1.jpg").write_bytes(jpeg)
     (data_dir / "HAM10000_metadata.csv").write_text(
         "lesion_id,image_id,dx,dx_type,age,sex,localization\nHAM_1,ISIC_1,mel,histo,45.0,male,back\n")
@@ -121,6 +123,27 @@ def test_training_and_serving_paths_give_the_same_tensor(tmp_path):
     served = preprocessing.network_input(analysis_service.decode_for_analysis(jpeg), 128)
     np.testing.assert_array_equal(training_inputs[0], served)
     np.testing.assert_array_equal(training_metadata[0], preprocessing.encode_metadata(45, "male", "back"))
+
+
+def test_a_larger_upload_is_seen_as_its_own_training_style_copy():
+    """A sharp 600x450 photo reaches the network exactly as the 200x150 quality-75 JPEG copy the
+    training data were made of would, not with detail and texture the network never saw."""
+    photo = lesion_array(600, 450)
+    copy = encode(cv2.resize(photo, (200, 150), interpolation=cv2.INTER_AREA), "JPEG", quality=75)
+    np.testing.assert_array_equal(preprocessing.network_input(photo, 160),
+                                  preprocessing.network_input(preprocessing.decode_image(copy), 160))
+
+
+@pytest.mark.parametrize("shape", [(150, 200), (120, 90), (150, 150), (1000, 64)])
+def test_images_no_larger_than_the_training_copies_are_left_alone(shape):
+    rgb = lesion_array(shape[1], shape[0])
+    assert preprocessing.match_training_copies(rgb) is rgb
+
+
+@pytest.mark.parametrize("shape, matched", [((450, 600), (150, 200)), ((4000, 6000), (150, 225)),
+                                            ((900, 300), (450, 150)), ((333, 333), (150, 150))])
+def test_larger_images_are_brought_to_the_training_resolution_keeping_aspect(shape, matched):
+    assert preprocessing.match_training_copies(lesion_array(shape[1], shape[0])).shape == (*matched, 3)
 
 
 def test_metadata_encoding_with_any_field_missing():
