@@ -170,6 +170,7 @@ def calibrate(card_path: Path, data_dir: Path, tta: bool = True, log=print) -> d
     probabilities = metrics.softmax(val_logits, temperature)
     report = metrics.classification_report(val_labels, probabilities)
     report["ece_uncalibrated"] = metrics.expected_calibration_error(val_labels, metrics.softmax(val_logits))
+    report["confidence_intervals"] = metrics.bootstrap_intervals(val_labels, probabilities)
     val_images = [image for image, keep in zip(images, is_val) if keep]
     gate_flags = np.array([bool(fitted_gate.reasons_from(s, e))
                            for s, e in zip(statistics[is_val], embeddings[is_val])])

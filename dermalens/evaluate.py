@@ -128,6 +128,7 @@ def summarise(results: dict) -> dict:
     """metrics.json content: overall figures plus the answered (non-indeterminate) part."""
     labels, probabilities = results["labels"], results["probabilities"]
     report = metrics.classification_report(labels, probabilities)
+    report["confidence_intervals"] = metrics.bootstrap_intervals(labels, probabilities) if len(labels) else None
     answered = ~results["indeterminate"]
     report["indeterminate_rate"] = float(results["indeterminate"].mean()) if len(labels) else 0.0
     if answered.any():
@@ -193,10 +194,16 @@ def print_summary(report: dict) -> None:
     def fmt(value):
         return "n/a" if value is None else f"{value:.3f}"
 
+    def interval(name):
+        bounds = (report.get("confidence_intervals") or {}).get(name)
+        return f" (95% CI {bounds[0]:.3f}-{bounds[1]:.3f})" if bounds else ""
+
     print(f"images evaluated: {report['n']}  (skipped {len(report['skipped'])})")
-    print(f"balanced accuracy {fmt(report['balanced_accuracy'])}   accuracy {fmt(report['accuracy'])}")
-    print(f"AUC malignant {fmt(report['auc_malignant'])}   AUC melanoma {fmt(report['auc_melanoma'])}"
-          f"   ECE {fmt(report['ece'])}")
+    print(f"balanced accuracy {fmt(report['balanced_accuracy'])}{interval('balanced_accuracy')}   "
+          f"accuracy {fmt(report['accuracy'])}")
+    print(f"melanoma recall {fmt(report['recall']['mel'])}{interval('melanoma_recall')}")
+    print(f"AUC malignant {fmt(report['auc_malignant'])}{interval('auc_malignant')}   "
+          f"AUC melanoma {fmt(report['auc_melanoma'])}{interval('auc_melanoma')}   ECE {fmt(report['ece'])}")
     print(f"indeterminate rate {fmt(report['indeterminate_rate'])}   balanced accuracy answered "
           f"{fmt(report['balanced_accuracy_answered'])}")
     print("class   recall  precision")

@@ -104,6 +104,40 @@ def classification_report(labels, probabilities) -> dict:
     }
 
 
+def bootstrap_intervals(labels, probabilities, resamples: int = 1000, level: float = 0.95,
+                        seed: int = 0) -> dict:
+    """Percentile-bootstrap confidence intervals of the headline figures.
+
+    Images are resampled with replacement within each true class, so every class keeps its size
+    and a recall in every resample (a plain bootstrap would drop the rarest classes now and then).
+    Returns JSON-ready {"level", "resamples", "balanced_accuracy", "melanoma_recall",
+    "auc_malignant", "auc_melanoma"}, each figure a [low, high] pair, or None where the figure is
+    undefined on these labels (e.g. no melanoma). Deterministic for a given seed.
+    Why: on 1,539 validation images with 15 dermatofibromas, one image moves that class's recall
+    by 7 points, so a figure without its interval overstates what is known.
+    """
+    labels = np.asarray(labels, int)
+    probabilities = np.asarray(probabilities, float)
+    rng = np.random.default_rng(seed)
+    members = [np.flatnonzero(labels == c) for c in range(len(CLASSES))]
+    figures = {"balanced_accuracy": [], "melanoma_recall": [], "auc_malignant": [], "auc_melanoma": []}
+    for _ in range(resamples):
+        sample = np.concatenate([rng.choice(m, len(m)) for m in members if len(m)])
+        truth, scores = labels[sample], probabilities[sample]
+        matrix = confusion_matrix(truth, scores.argmax(axis=1))
+        figures["balanced_accuracy"].append(balanced_accuracy(matrix))
+        figures["melanoma_recall"].append(recall_per_class(matrix)[MELANOMA_INDEX])
+        figures["auc_malignant"].append(roc_auc(np.isin(truth, MALIGNANT_INDICES), malignant_probability(scores)))
+        figures["auc_melanoma"].append(roc_auc(truth == MELANOMA_INDEX, scores[:, MELANOMA_INDEX]))
+    tail = (1.0 - level) / 2.0 * 100.0
+    intervals = {"level": level, "resamples": resamples}
+    for name, values in figures.items():
+        values = np.asarray(values, float)
+        intervals[name] = (None if np.isnan(values).any()
+                           else [float(np.percentile(values, tail)), float(np.percentile(values, 100 - tail))])
+    return intervals
+
+
 def _finite_or_none(value: float) -> float | None:
     """JSON has no NaN: an undefined figure (e.g. AUC with one class present) becomes null."""
     return None if np.isnan(value) else float(value)

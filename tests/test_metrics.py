@@ -64,3 +64,41 @@ def test_classification_report_keys_and_json_safety():
     assert report["n"] == 8 and report["recall"]["mel"] == 0.5
     only_benign = metrics.classification_report(np.array([5, 5]), probabilities[:2])
     assert only_benign["auc_malignant"] is None
+
+
+def noisy_predictions(seed=0, per_class=(40, 40, 60, 15, 50, 200, 20), accuracy=0.7):
+    """Labels and probabilities of a classifier right `accuracy` of the time, all classes present."""
+    rng = np.random.default_rng(seed)
+    labels = np.repeat(np.arange(7), per_class)
+    predicted = np.where(rng.random(len(labels)) < accuracy, labels, rng.integers(0, 7, len(labels)))
+    probabilities = np.eye(7)[predicted] * 0.6 + rng.dirichlet(np.ones(7), len(labels)) * 0.4
+    return labels, probabilities
+
+
+def test_bootstrap_intervals_bracket_the_figures_and_are_reproducible():
+    labels, probabilities = noisy_predictions()
+    report = metrics.classification_report(labels, probabilities)
+    intervals = metrics.bootstrap_intervals(labels, probabilities, resamples=300, seed=1)
+    assert intervals["level"] == 0.95 and intervals["resamples"] == 300
+    for name, point in (("balanced_accuracy", report["balanced_accuracy"]),
+                        ("melanoma_recall", report["recall"]["mel"]),
+                        ("auc_malignant", report["auc_malignant"]), ("auc_melanoma", report["auc_melanoma"])):
+        low, high = intervals[name]
+        assert low < point < high, name
+    assert intervals == metrics.bootstrap_intervals(labels, probabilities, resamples=300, seed=1)
+
+
+def test_bootstrap_intervals_narrow_with_more_images():
+    small = metrics.bootstrap_intervals(*noisy_predictions(), resamples=300)
+    large = metrics.bootstrap_intervals(*noisy_predictions(per_class=(400, 400, 600, 150, 500, 2000, 200)),
+                                        resamples=300)
+    width = lambda intervals: intervals["balanced_accuracy"][1] - intervals["balanced_accuracy"][0]
+    assert width(large) < width(small) / 2
+
+
+def test_bootstrap_intervals_of_a_perfect_classifier_are_points_and_undefined_figures_are_none():
+    labels = np.array([0, 1, 2, 5, 5, 6])  # no melanoma
+    probabilities = np.eye(7)[labels]
+    intervals = metrics.bootstrap_intervals(labels, probabilities, resamples=50)
+    assert intervals["balanced_accuracy"] == [1.0, 1.0] and intervals["auc_malignant"] == [1.0, 1.0]
+    assert intervals["melanoma_recall"] is None and intervals["auc_melanoma"] is None

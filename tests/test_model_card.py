@@ -41,3 +41,16 @@ def test_a_malformed_or_missing_evaluation_is_refused_and_the_card_is_unchanged(
             model_card.main(["--model-card", str(card_path), "--size-and-crop", option])
         assert refused.value.code == 2
     assert card_path.read_bytes() == before and not (tmp_path / "README.md").exists()
+
+
+def test_validation_figures_are_rendered_with_their_intervals():
+    card = json.loads(DEFAULT_MODEL_CARD.read_text())
+    card["validation"]["balanced_accuracy"] = 0.7
+    card["validation"]["confidence_intervals"] = {
+        "level": 0.95, "resamples": 1000, "balanced_accuracy": [0.65, 0.75], "melanoma_recall": [0.6, 0.74],
+        "auc_malignant": [0.875, 0.9125], "auc_melanoma": None}
+    readme = model_card.render(card)
+    assert "| balanced accuracy (mean per-class recall) | 0.700 (95% CI 0.650-0.750) | >= 0.75 |" in readme
+    assert "(95% CI 0.875-0.912)" in readme and "1,000 resamples" in readme
+    del card["validation"]["confidence_intervals"]
+    assert "| balanced accuracy (mean per-class recall) | 0.700 | >= 0.75 |" in model_card.render(card)

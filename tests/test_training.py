@@ -188,6 +188,8 @@ def test_evaluate_writes_metrics_and_plots(trained, tmp_path):
                 "auc_malignant", "auc_melanoma", "ece", "indeterminate_rate"):
         assert key in report
     assert np.array(report["confusion_matrix"]).sum() == 14
+    low, high = report["confidence_intervals"]["balanced_accuracy"]
+    assert low <= report["balanced_accuracy"] <= high
     assert (out / "confusion_matrix.png").stat().st_size > 0 and (out / "roc.png").stat().st_size > 0
 
 
