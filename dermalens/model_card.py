@@ -72,6 +72,7 @@ def render(card: dict) -> str:
         f"- Class imbalance (58:1 nevus to dermatofibroma): {training['imbalance']}.",
         f"- Augmentation: {training.get('augmentation', 'see dermalens/train.py')}.",
         f"- Weight averaging: {training.get('weight_averaging', 'none')}.",
+        f"- Training arithmetic: {training.get('arithmetic', 'float32')}.",
         f"- Knowledge distillation: {training.get('distillation', 'none')}.",
         f"- Initialised from: {training.get('initialised_from', 'random (from scratch)')}; the ResNet "
         f"never held pretrained (e.g. ImageNet) weights. {training['epochs_run']} epochs in the last stage, best "

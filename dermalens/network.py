@@ -39,7 +39,8 @@ def _head(feature_map, metadata, num_classes: int, dropout: float):
     meta = layers.Dense(32, activation="relu", name="metadata_dense")(metadata)
     joined = layers.Concatenate(name="joined")([pooled, meta])
     joined = layers.Dropout(dropout, name="dropout")(joined)
-    return layers.Dense(num_classes, name="logits")(joined)
+    # float32 logits even under a mixed-precision policy: softmax and loss need the range.
+    return layers.Dense(num_classes, dtype="float32", name="logits")(joined)
 
 
 def _conv_bn_relu(x, filters, kernel, strides=1, name=""):

@@ -67,6 +67,9 @@ def parse_args(argv=None):
     parser.add_argument("--ema-momentum", type=float, default=0.0,
                         help="keep an exponential moving average of the weights with this momentum "
                              "per step (e.g. 0.997) and validate, keep and ship the average; 0 = off")
+    parser.add_argument("--mixed-precision", action="store_true",
+                        help="compute in bfloat16 with float32 weights (about 1.5x faster on CPUs "
+                             "with AVX512-BF16 and on recent GPUs); the shipped model is float32")
     parser.add_argument("--teacher", type=Path,
                         help="teacher-probabilities.npz from dermalens.teacher: distil from it")
     parser.add_argument("--teacher-weight", type=float, default=0.5,
@@ -336,7 +339,6 @@ def plot_curves(log_path: Path, out_path: Path) -> None:
 def main(argv=None) -> int:
     args = parse_args(argv)
     import keras
-    import tensorflow as tf
 
     keras.utils.set_random_seed(args.seed)
     work_dir = args.work_dir or Path(".training") / args.name
@@ -355,6 +357,23 @@ def main(argv=None) -> int:
             writer = csv.writer(handle)
             writer.writerow(["image_id", "lesion_id", "dx", "split"])
             writer.writerows([r["image_id"], r["lesion_id"], r["dx"], split[r["image_id"]]] for r in rows)
+
+    precision = keras.mixed_precision.global_policy()
+    if args.mixed_precision:
+        keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    try:
+        model, state = fit(args, work_dir, rows, split, canvas, widths)
+    finally:
+        # Whatever happens, the shipped model (and anything else in this process) is float32.
+        keras.mixed_precision.set_global_policy(precision)
+    sides = [split[row["image_id"]] for row in rows]
+    finish(args, model, work_dir, state, widths, sides.count("train"), sides.count("val"))
+    return 0
+
+
+def fit(args, work_dir, rows, split, canvas, widths):
+    """Train (or resume) under the current dtype policy; returns (model, state) after the last epoch."""
+    import keras
 
     canvases, inputs, meta, labels = load_arrays(args.data, rows, args.input_size, canvas)
     is_val = np.array([split[row["image_id"]] == "val" for row in rows])
@@ -410,9 +429,7 @@ def main(argv=None) -> int:
         model.fit(dataset, epochs=args.epochs, initial_epoch=state["completed_epochs"],
                   steps_per_epoch=steps_per_epoch, callbacks=callbacks,
                   verbose=1 if sys.stdout.isatty() else 2)
-
-    finish(args, model, work_dir, state, widths, int((~is_val).sum()), int(is_val.sum()))
-    return 0
+    return model, state
 
 
 def finish(args, model, work_dir, state, widths, train_count, val_count):
@@ -460,6 +477,7 @@ def finish(args, model, work_dir, state, widths, train_count, val_count):
             "imbalance": (f"each class drawn in proportion to n^{1 - args.balanced_sampling:g} "
                           f"(n = its training images) and its loss weighted so every class has "
                           f"the same expected share of the loss"),
+            "arithmetic": ("mixed bfloat16 (float32 weights)" if args.mixed_precision else "float32"),
             "weight_averaging": (f"exponential moving average of the weights, momentum "
                                  f"{args.ema_momentum:g} per step" if args.ema_momentum else "none"),
             "distillation": (f"targets mix {1 - args.teacher_weight:.0%} one-hot label and "

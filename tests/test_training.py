@@ -127,6 +127,25 @@ def test_training_with_balanced_sampling_and_weight_averaging(trained, tmp_path)
     assert len((tmp_path / "work" / "training-log.csv").read_text().splitlines()) == 3
 
 
+def test_mixed_precision_training_ships_a_float32_model(trained, tmp_path):
+    import keras
+
+    from dermalens import train
+    from dermalens.inference import KerasClassifier
+
+    args = ["--data", str(trained / "data"), "--out", str(tmp_path / "models"), "--name", "tiny",
+            "--work-dir", str(tmp_path / "work"), "--epochs", "1", "--input-size", "32",
+            "--widths", "8,8,16,16", "--batch-size", "8", "--val-fraction", "0.5", "--mixed-precision"]
+    assert train.main(args) == 0
+    assert keras.mixed_precision.global_policy().name == "float32"
+    card = json.loads((tmp_path / "models" / "tiny.json").read_text())
+    assert card["training"]["arithmetic"] == "mixed bfloat16 (float32 weights)"
+    shipped = keras.models.load_model(tmp_path / "models" / "tiny.keras", compile=False)
+    assert {layer.dtype_policy.name for layer in shipped.layers} == {"float32"}
+    prediction = KerasClassifier(tmp_path / "models" / "tiny.json").analyse(lesion_array(200, 150))
+    assert sum(prediction.probabilities.values()) == pytest.approx(1.0)
+
+
 def test_classifier_analyses_any_image_with_or_without_metadata(trained):
     from dermalens.inference import KerasClassifier
 
