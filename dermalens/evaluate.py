@@ -195,8 +195,9 @@ def print_summary(report: dict) -> None:
         return "n/a" if value is None else f"{value:.3f}"
 
     def interval(name):
-        bounds = (report.get("confidence_intervals") or {}).get(name)
-        return f" (95% CI {bounds[0]:.3f}-{bounds[1]:.3f})" if bounds else ""
+        intervals = report.get("confidence_intervals") or {}
+        bounds = intervals.get(name)
+        return f" ({intervals['level']:.0%} CI {bounds[0]:.3f}-{bounds[1]:.3f})" if bounds else ""
 
     print(f"images evaluated: {report['n']}  (skipped {len(report['skipped'])})")
     print(f"balanced accuracy {fmt(report['balanced_accuracy'])}{interval('balanced_accuracy')}   "

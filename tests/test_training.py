@@ -186,7 +186,7 @@ def test_app_refuses_to_start_on_tampered_weights(trained, tmp_path):
                    instance_path=str(tmp_path / "instance"))
 
 
-def test_evaluate_writes_metrics_and_plots(trained, tmp_path):
+def test_evaluate_writes_metrics_and_plots(trained, tmp_path, capsys):
     from dermalens import evaluate
 
     labels = tmp_path / "labels.csv"
@@ -209,6 +209,7 @@ def test_evaluate_writes_metrics_and_plots(trained, tmp_path):
     assert np.array(report["confusion_matrix"]).sum() == 14
     low, high = report["confidence_intervals"]["balanced_accuracy"]
     assert low <= report["balanced_accuracy"] <= high
+    assert f"balanced accuracy {report['balanced_accuracy']:.3f} (95% CI {low:.3f}-{high:.3f})" in capsys.readouterr().out
     assert (out / "confusion_matrix.png").stat().st_size > 0 and (out / "roc.png").stat().st_size > 0
 
 
