@@ -478,7 +478,10 @@ def finish(args, model, work_dir, state, widths, train_count, val_count):
             "imbalance": (f"each class drawn in proportion to n^{1 - args.balanced_sampling:g} "
                           f"(n = its training images) and its loss weighted so every class has "
                           f"the same expected share of the loss"),
-            "arithmetic": ("mixed bfloat16 (float32 weights)" if args.mixed_precision else "float32"),
+            # From the trained model, not the flag: a resumed checkpoint keeps its own policy.
+            "arithmetic": ("mixed bfloat16 (float32 weights)"
+                           if any(layer.dtype_policy.compute_dtype == "bfloat16" for layer in model.layers)
+                           else "float32"),
             "weight_averaging": (f"exponential moving average of the weights, momentum "
                                  f"{args.ema_momentum:g} per step" if args.ema_momentum else "none"),
             "distillation": (f"targets mix {1 - args.teacher_weight:.0%} one-hot label and "

@@ -124,6 +124,7 @@ def test_training_with_balanced_sampling_and_weight_averaging(trained, tmp_path)
     training = json.loads((tmp_path / "models" / "tiny.json").read_text())["training"]
     assert training["imbalance"].startswith("each class drawn in proportion to n^0.5")
     assert training["weight_averaging"] == "exponential moving average of the weights, momentum 0.9 per step"
+    assert training["arithmetic"] == "float32"
     assert len((tmp_path / "work" / "training-log.csv").read_text().splitlines()) == 3
 
 
