@@ -195,9 +195,7 @@ def print_summary(report: dict) -> None:
         return "n/a" if value is None else f"{value:.3f}"
 
     def interval(name):
-        intervals = report.get("confidence_intervals") or {}
-        bounds = intervals.get(name)
-        return f" ({intervals['level']:.0%} CI {bounds[0]:.3f}-{bounds[1]:.3f})" if bounds else ""
+        return metrics.interval_text(report.get("confidence_intervals"), name)
 
     print(f"images evaluated: {report['n']}  (skipped {len(report['skipped'])})")
     print(f"balanced accuracy {fmt(report['balanced_accuracy'])}{interval('balanced_accuracy')}   "

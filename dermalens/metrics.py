@@ -138,6 +138,13 @@ def bootstrap_intervals(labels, probabilities, resamples: int = 1000, level: flo
     return intervals
 
 
+def interval_text(intervals: dict | None, name: str) -> str:
+    """" (95% CI 0.657-0.752)" for figure `name` of a `bootstrap_intervals` result, or "" when
+    there are no intervals or the figure has none."""
+    bounds = (intervals or {}).get(name)
+    return f" ({intervals['level']:.0%} CI {bounds[0]:.3f}-{bounds[1]:.3f})" if bounds else ""
+
+
 def _finite_or_none(value: float) -> float | None:
     """JSON has no NaN: an undefined figure (e.g. AUC with one class present) becomes null."""
     return None if np.isnan(value) else float(value)

@@ -14,6 +14,7 @@ import json
 import sys
 from pathlib import Path
 
+from dermalens import metrics
 from dermalens.lesions import CLASS_NAMES, CLASSES
 
 
@@ -23,9 +24,7 @@ def _fmt(value, digits=3):
 
 def _with_interval(value, validation: dict, name: str) -> str:
     """"0.705 (95% CI 0.657-0.752)", or the bare value for a card without intervals."""
-    intervals = validation.get("confidence_intervals") or {}
-    bounds = intervals.get(name)
-    return _fmt(value) + (f" ({intervals['level']:.0%} CI {bounds[0]:.3f}-{bounds[1]:.3f})" if bounds else "")
+    return _fmt(value) + metrics.interval_text(validation.get("confidence_intervals"), name)
 
 
 def render(card: dict) -> str:
