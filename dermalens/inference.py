@@ -86,8 +86,9 @@ def read_model_card(card_path: str | Path) -> tuple[ModelInfo, Path]:
     """Read the model card and check the weights it describes.
 
     :return: (model info, path of the verified weights file)
-    :raise ModelLoadError: card or weights missing, card unreadable, or the weights' SHA-256
-        differs from the card (a tampered or half-copied file is never loaded).
+    :raise ModelLoadError: card or weights missing, card unreadable, the weights' SHA-256
+        differs from the card (a tampered or half-copied file is never loaded), or the card's
+        preprocessing is not what this code does (the network would see unfamiliar inputs).
     """
     card_path = Path(card_path)
     if not card_path.is_file():
@@ -103,6 +104,11 @@ def read_model_card(card_path: str | Path) -> tuple[ModelInfo, Path]:
         raise ModelLoadError(f"Model card {card_path} is not valid: {error!r}") from error
     if list(card.get("classes", [])) != list(CLASSES):
         raise ModelLoadError(f"Model card {card_path} has a different class order than {CLASSES}.")
+    if card.get("preprocessing") != preprocessing.describe(info.input_size):
+        raise ModelLoadError(f"Model card {card_path} was trained with other preprocessing than this "
+                             f"version of DermaLens applies ({card.get('preprocessing')!r}, here "
+                             f"{preprocessing.describe(info.input_size)!r}). Retrain, or run the "
+                             "DermaLens version the model was trained with.")
     if not weights_path.is_file():
         raise ModelLoadError(f"Model weights not found: {weights_path} (described by {card_path}).")
     actual = sha256_of_file(weights_path)

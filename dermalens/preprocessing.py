@@ -156,6 +156,19 @@ def network_input(rgb: np.ndarray, size: int) -> np.ndarray:
     return normalise(prepare_image(rgb, size))
 
 
+def describe(size: int) -> str:
+    """What this module does to an image and its metadata for a network of input `size`.
+
+    Written into every model card at training time; the app refuses a card whose description
+    differs, so a network is never served inputs prepared unlike those it was trained on.
+    """
+    return ("decode (Pillow, EXIF-transposed, RGB, longer side <= 1024) -> if the shorter side "
+            f"exceeds {TRAINING_SHORT_SIDE}: area downscale to it and one JPEG round trip at quality "
+            f"{TRAINING_JPEG_QUALITY} (as the training copies were made) -> centre square -> resize "
+            f"to {size}x{size} -> x/127.5-1; metadata: age/{MAX_AGE} + known flag, one-hot sex, "
+            "one-hot HAM10000 localization (unknown = zeros)")
+
+
 def encode_metadata(age: float | None = None, sex: str | None = None,
                     site: str | None = None) -> np.ndarray:
     """Patient metadata -> float32 vector of METADATA_SIZE; any field may be None (unknown).

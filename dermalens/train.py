@@ -458,13 +458,7 @@ def finish(args, model, work_dir, state, widths, train_count, val_count):
         "feature_layer": FEATURE_LAYER,
         "input_size": args.input_size,
         "classes": list(CLASSES),
-        "preprocessing": "decode (Pillow, EXIF-transposed, RGB, longer side <= 1024) -> if the "
-                         f"shorter side exceeds {preprocessing.TRAINING_SHORT_SIDE}: area downscale "
-                         f"to it and one JPEG round trip at quality {preprocessing.TRAINING_JPEG_QUALITY}"
-                         " (as the training copies were made) -> centre square -> resize to "
-                         f"{args.input_size}x{args.input_size} -> "
-                         "x/127.5-1; metadata: age/120 + known flag, one-hot sex, one-hot HAM10000 "
-                         "localization (unknown = zeros)",
+        "preprocessing": preprocessing.describe(args.input_size),
         "training": {
             "command": "python -m dermalens.train " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
             "initialised_from": str(args.init_weights) if args.init_weights else "random (from scratch)",

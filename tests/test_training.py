@@ -175,6 +175,19 @@ def test_classifier_refuses_tampered_or_missing_weights(trained, tmp_path):
         KerasClassifier(tmp_path / "missing.json")
 
 
+def test_classifier_refuses_a_model_trained_with_other_preprocessing(trained, tmp_path):
+    """A network is never served inputs prepared unlike its training inputs (e.g. a model
+    trained by an older or newer DermaLens that normalised colours differently)."""
+    from dermalens.inference import KerasClassifier, ModelLoadError
+
+    card = json.loads((trained / "models" / "tiny.json").read_text())
+    card["preprocessing"] = card["preprocessing"].replace(" -> x/127.5-1", " -> colour constancy -> x/127.5-1")
+    (tmp_path / "tiny.json").write_text(json.dumps(card))
+    shutil.copy(trained / "models" / "tiny.keras", tmp_path / "tiny.keras")
+    with pytest.raises(ModelLoadError, match="other preprocessing than this version"):
+        KerasClassifier(tmp_path / "tiny.json")
+
+
 def test_app_refuses_to_start_on_tampered_weights(trained, tmp_path):
     from dermalens import create_app
     from dermalens.inference import ModelLoadError
