@@ -153,11 +153,13 @@ def render(card: dict) -> str:
                   "| kind | n | flagged by the gate |", "|---|---|---|"]
         lines += [f"| {kind} | {v['n']} | {v['gate_flagged']:.1%} |" for kind, v in scope["by_kind"].items()]
     if card.get("size_and_crop"):
-        lines += ["", "## Other sizes and crops",
-                  "The validation images re-saved at other sizes and crops, through the app's inference path "
-                  "(`python -m dermalens.recrop`, then `python -m dermalens.evaluate`). Enlarged from the "
-                  "200x150 copies, they test size, crop and aspect, not sharper detail: the app brings "
-                  "them back to the training copies' resolution, re-compressing them once more.", "",
+        lines += ["", "## Other sizes, crops and colours",
+                  "The validation images re-saved at other sizes, crops, white balances and exposures, "
+                  "through the app's inference path (`python -m dermalens.recrop`, then "
+                  "`python -m dermalens.evaluate`). Enlarged from the 200x150 copies, they test size, "
+                  "crop and aspect, not sharper detail: the app brings them back to the training copies' "
+                  "resolution, re-compressing them once more. Colour constancy divides out white balance "
+                  "and exposure gains; a different tone curve (gamma) is only partly undone.", "",
                   "| copies of the validation images | n | balanced accuracy | melanoma recall "
                   "| AUC malignant | ECE | indeterminate |", "|---|---|---|---|---|---|---|"]
         lines += [f"| {row['description']} | {row['n']} | {_fmt(row['balanced_accuracy'])} "
@@ -185,7 +187,7 @@ def render(card: dict) -> str:
 
 
 def size_and_crop_row(description: str, metrics: dict) -> dict:
-    """One row of the "other sizes and crops" table from an evaluate metrics.json."""
+    """One row of the "other sizes, crops and colours" table from an evaluate metrics.json."""
     return {"description": description, "n": metrics["n"],
             "balanced_accuracy": metrics["balanced_accuracy"], "melanoma_recall": metrics["recall"]["mel"],
             "auc_malignant": metrics["auc_malignant"], "ece": metrics["ece"],
@@ -197,7 +199,7 @@ def main(argv=None) -> int:
     parser.add_argument("--model-card", required=True, type=Path)
     parser.add_argument("--out-of-scope", type=Path)
     parser.add_argument("--size-and-crop", action="append", default=[], metavar="DESCRIPTION=METRICS_JSON",
-                        help="figures of the validation images at another size or crop (repeatable)")
+                        help="figures of the validation images at another size, crop or colour (repeatable)")
     args = parser.parse_args(argv)
     pairs = [item.rpartition("=") for item in args.size_and_crop]
     if any(not description or not path for description, _, path in pairs):

@@ -1,12 +1,15 @@
-"""Copies of a labelled image folder at another size and crop, to test robustness to both.
+"""Copies of a labelled image folder at another size, crop and colour, to test robustness to them.
 
-    python -m dermalens.recrop --images DIR --labels CSV --out DIR [--keep 0.7] [--aspect 4:3] --size 600x450
+    python -m dermalens.recrop --images DIR --labels CSV --out DIR [--keep 0.7] [--aspect 4:3]
+        [--gains 1.15,1,0.85] [--gamma 1.3] --size 600x450
 
 For each image in the CSV (column image_id): keep the centred `--keep` fraction of each side,
 cut the centred region of `--aspect` (width:height, default: the image's own), enlarge or shrink
-to `--size` (bicubic), save as JPEG quality 92. Then run `dermalens.evaluate` on --out with the
-same CSV. The model card's "Other sizes and crops" table was made this way from the validation
-split (see dermalens.model_card --size-and-crop).
+to `--size` (bicubic), multiply the red, green and blue channels by `--gains` (white balance),
+apply the tone curve 255*(x/255)^gamma (exposure), save as JPEG quality 92. Then run
+`dermalens.evaluate` on --out with the same CSV. The model card's "Other sizes, crops and
+colours" table was made this way from the validation split (see dermalens.model_card
+--size-and-crop).
 """
 
 import argparse
@@ -15,6 +18,7 @@ import sys
 from pathlib import Path
 
 import cv2
+import numpy as np
 
 from dermalens.evaluate import find_image
 
@@ -30,6 +34,13 @@ def recrop(bgr, keep: float, aspect: float | None, size: tuple[int, int]):
     return cv2.resize(bgr[top:top + crop_height, left:left + crop_width], size, interpolation=cv2.INTER_CUBIC)
 
 
+def recolour(bgr, gains: tuple[float, float, float] = (1.0, 1.0, 1.0), gamma: float = 1.0):
+    """A BGR image as if shot with another white balance (`gains` for red, green, blue) and
+    tone curve 255*(x/255)^gamma; values clipped to 0-255."""
+    scaled = np.clip(bgr.astype(np.float32) * np.array(gains[::-1], np.float32), 0, 255)
+    return np.rint(255.0 * (scaled / 255.0) ** gamma).astype(np.uint8)
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--images", required=True, type=Path)
@@ -37,6 +48,8 @@ def main(argv=None) -> int:
     parser.add_argument("--out", required=True, type=Path)
     parser.add_argument("--keep", type=float, default=1.0, help="fraction of each side kept")
     parser.add_argument("--aspect", help="width:height of the crop, e.g. 1:1")
+    parser.add_argument("--gains", default="1,1,1", help="red,green,blue multipliers, e.g. 1.15,1,0.85")
+    parser.add_argument("--gamma", type=float, default=1.0, help="tone curve exponent (above 1 darkens)")
     parser.add_argument("--size", required=True, help="WIDTHxHEIGHT of the copies")
     args = parser.parse_args(argv)
     try:
@@ -45,8 +58,11 @@ def main(argv=None) -> int:
         if args.aspect:
             width, height = (float(part) for part in args.aspect.split(":"))
             aspect = width / height
+        gains = tuple(float(gain) for gain in args.gains.split(","))
     except (ValueError, ZeroDivisionError):
-        parser.error("--size must look like 600x450 and --aspect like 4:3")
+        parser.error("--size must look like 600x450, --aspect like 4:3 and --gains like 1.15,1,0.85")
+    if len(gains) != 3 or min(gains) <= 0 or not 0 < args.gamma < 10:
+        parser.error("--gains takes three positive multipliers and --gamma a positive exponent")
     if len(size) != 2 or min(size) < 1 or (aspect is not None and aspect <= 0):
         parser.error("--size must look like 600x450 and --aspect like 4:3")
     if not 0.0 < args.keep <= 1.0:
@@ -77,7 +93,7 @@ def main(argv=None) -> int:
                 args.out.rmdir()
             raise SystemExit(f"cannot decode {source}; no copies written")
         target = args.out / f"{image_id}.jpg"
-        cv2.imwrite(str(target), recrop(bgr, args.keep, aspect, size), [cv2.IMWRITE_JPEG_QUALITY, 92])
+        cv2.imwrite(str(target), recolour(recrop(bgr, args.keep, aspect, size), gains, args.gamma), [cv2.IMWRITE_JPEG_QUALITY, 92])
         written.append(target)
     print(f"wrote {len(image_ids)} images to {args.out}")
     return 0

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from dermalens.recrop import main, recrop
+from dermalens.recrop import main, recolour, recrop
 from tests.images import encode, lesion_array
 
 
@@ -20,6 +20,24 @@ def test_recrop_cuts_the_asked_aspect_ratio():
     bgr[:, :25] = 255  # a bright left margin that a centred square leaves out
     out = recrop(bgr, keep=1.0, aspect=1.0, size=(64, 64))
     assert out.shape == (64, 64, 3) and out.max() == 0
+
+
+def test_recolour_shifts_white_balance_and_exposure():
+    bgr = np.full((10, 10, 3), (100, 100, 100), np.uint8)
+    np.testing.assert_array_equal(recolour(bgr)[0, 0], (100, 100, 100))
+    np.testing.assert_array_equal(recolour(bgr, gains=(1.2, 1.0, 0.5))[0, 0], (50, 100, 120))  # BGR
+    assert recolour(bgr, gamma=1.3)[0, 0, 0] == round(255 * (100 / 255) ** 1.3)
+    assert recolour(bgr, gains=(3.0, 1.0, 1.0))[0, 0, 2] == 255
+
+
+@pytest.mark.parametrize("option", [["--gains", "1,1"], ["--gains", "1,0,1"], ["--gains", "a,b,c"],
+                                    ["--gamma", "0"]])
+def test_recrop_refuses_bad_colour_options(tmp_path, option):
+    (tmp_path / "labels.csv").write_text("image_id,dx\nISIC_1,nv\n")
+    with pytest.raises(SystemExit):
+        main(["--images", str(tmp_path), "--labels", str(tmp_path / "labels.csv"),
+              "--out", str(tmp_path / "out"), "--size", "64x64", *option])
+    assert not (tmp_path / "out").exists()
 
 
 def test_recrop_command_writes_one_jpeg_per_labelled_image(tmp_path):
