@@ -158,8 +158,8 @@ def render(card: dict) -> str:
                   "through the app's inference path (`python -m dermalens.recrop`, then "
                   "`python -m dermalens.evaluate`). Enlarged from the 200x150 copies, they test size, "
                   "crop and aspect, not sharper detail: the app brings them back to the training copies' "
-                  "resolution, re-compressing them once more. Colour constancy divides out white balance "
-                  "and exposure gains; a different tone curve (gamma) is only partly undone.", "",
+                  "resolution, re-compressing them once more. The colour copies show how far another "
+                  "white balance (channel gains) or exposure (gain and tone curve) moves the figures.", "",
                   "| copies of the validation images | n | balanced accuracy | melanoma recall "
                   "| AUC malignant | ECE | indeterminate |", "|---|---|---|---|---|---|---|"]
         lines += [f"| {row['description']} | {row['n']} | {_fmt(row['balanced_accuracy'])} "
@@ -180,6 +180,10 @@ def render(card: dict) -> str:
               "input: fine structures visible in full-resolution dermoscopy are not used. Larger "
               "uploads are reduced to the copies' resolution and JPEG quality before analysis, so "
               "that the network and its calibration see the kind of image they were fitted on.",
+              "- **Colour rendering matters**: the network learnt the colours of HAM10000's dermoscopes. "
+              "A different white balance or exposure can change the diagnosis, melanomas most of all "
+              "(see the colour rows under \"Other sizes, crops and colours\", where measured). Use "
+              "images with the dermoscope's standard colour settings, not re-edited or filtered ones.",
               "- Validation figures come from a held-out split of the same dataset (same centres and "
               "devices); expect lower figures on other populations and devices.",
               ""]
