@@ -61,8 +61,9 @@ def main(argv=None) -> int:
         gains = tuple(float(gain) for gain in args.gains.split(","))
     except (ValueError, ZeroDivisionError):
         parser.error("--size must look like 600x450, --aspect like 4:3 and --gains like 1.15,1,0.85")
-    if len(gains) != 3 or min(gains) <= 0 or not 0 < args.gamma < 10:
-        parser.error("--gains takes three positive multipliers and --gamma a positive exponent")
+    # (Written so that NaN fails every comparison and is refused too.)
+    if len(gains) != 3 or not all(0 < gain < 10 for gain in gains) or not 0 < args.gamma < 10:
+        parser.error("--gains takes three multipliers and --gamma an exponent, each above 0 and below 10")
     if len(size) != 2 or min(size) < 1 or (aspect is not None and aspect <= 0):
         parser.error("--size must look like 600x450 and --aspect like 4:3")
     if not 0.0 < args.keep <= 1.0:

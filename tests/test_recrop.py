@@ -31,7 +31,8 @@ def test_recolour_shifts_white_balance_and_exposure():
 
 
 @pytest.mark.parametrize("option", [["--gains", "1,1"], ["--gains", "1,0,1"], ["--gains", "a,b,c"],
-                                    ["--gamma", "0"]])
+                                    ["--gains", "nan,1,1"], ["--gains", "inf,1,1"], ["--gamma", "0"],
+                                    ["--gamma", "nan"]])
 def test_recrop_refuses_bad_colour_options(tmp_path, option):
     (tmp_path / "labels.csv").write_text("image_id,dx\nISIC_1,nv\n")
     with pytest.raises(SystemExit):
