@@ -24,9 +24,6 @@ from dermalens.lesions import BODY_SITES, CLASSES, MAX_AGE, MIN_AGE, SEXES
 from dermalens.records import Analysis
 from dermalens.risk import RISK_CATEGORIES, assess_risk
 
-# Stored copies are at most this size: enough to read a lesion on screen and in print, and it
-# bounds disk use and heatmap cost for 24-megapixel uploads.
-DISPLAY_MAX_SIDE = 1024
 MAX_REF_LENGTH = 64
 MAX_NOTE_LENGTH = 2000
 MAX_PAGE_SIZE = 100
@@ -108,7 +105,7 @@ def decode_for_analysis(image: bytes):
 
     :raise preprocessing.InvalidImage: not an acceptable image.
     """
-    return preprocessing.decode_image(image, max_side=DISPLAY_MAX_SIDE)
+    return preprocessing.decode_image(image, max_side=preprocessing.DISPLAY_MAX_SIDE)
 
 
 @dataclass(frozen=True)

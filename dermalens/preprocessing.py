@@ -28,6 +28,11 @@ MIN_SIDE = 32
 
 _MAGIC = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n")
 
+# Uploads are decoded to at most this size (the app stores and analyses that copy): enough to
+# read a lesion on screen and in print, and it bounds disk use and heatmap cost for 24-megapixel
+# uploads.
+DISPLAY_MAX_SIDE = 1024
+
 # How the training copies were made (data README: 200x150 downscales of the 600x450 originals;
 # quality 75 read from their JPEG quantisation tables, with 4:2:0 chroma subsampling).
 TRAINING_SHORT_SIDE = 150
@@ -162,8 +167,8 @@ def describe(size: int) -> str:
     Written into every model card at training time; the app refuses a card whose description
     differs, so a network is never served inputs prepared unlike those it was trained on.
     """
-    return ("decode (Pillow, EXIF-transposed, RGB, longer side <= 1024) -> if the shorter side "
-            f"exceeds {TRAINING_SHORT_SIDE}: area downscale to it and one JPEG round trip at quality "
+    return (f"decode (Pillow, EXIF-transposed, RGB, longer side <= {DISPLAY_MAX_SIDE}) -> if the "
+            f"shorter side exceeds {TRAINING_SHORT_SIDE}: area downscale to it and one JPEG round trip at quality "
             f"{TRAINING_JPEG_QUALITY} (as the training copies were made) -> centre square -> resize "
             f"to {size}x{size} -> x/127.5-1; metadata: age/{MAX_AGE} + known flag, one-hot sex, "
             "one-hot HAM10000 localization (unknown = zeros)")
