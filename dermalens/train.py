@@ -297,7 +297,6 @@ def epoch_keeper(*args, **kwargs):
                   f" at {self.state['best_epoch']}), val loss {val_loss:.3f}", flush=True)
             if self.state["epochs_without_improvement"] >= self.patience:
                 print("early stopping: no improvement for", self.patience, "epochs", flush=True)
-                self.state["stopped_early"] = True
                 self.model.stop_training = True
 
     return _Callback(*args, **kwargs)
@@ -401,7 +400,7 @@ def fit(args, work_dir, rows, split, canvas, widths):
         for stale in ("training-log.csv", "state.json", "checkpoint.keras", "best.weights.h5"):
             (work_dir / stale).unlink(missing_ok=True)
         state = {"completed_epochs": 0, "best_balanced_accuracy": -1.0, "best_epoch": 0,
-                 "epochs_without_improvement": 0, "stopped_early": False}
+                 "epochs_without_improvement": 0}
         from dermalens.network import build_resnet
 
         model = build_resnet(args.input_size, preprocessing.METADATA_SIZE, widths=widths)
@@ -418,7 +417,11 @@ def fit(args, work_dir, rows, split, canvas, widths):
         model.compile(optimizer=optimizer,
                       loss=keras.losses.CategoricalCrossentropy(from_logits=True))
 
-    if not state.get("stopped_early") and state["completed_epochs"] < args.epochs:
+    # Whether training is over follows from the saved state and this run's flags (not a stored
+    # "stopped" flag), so a finished run resumed with the same flags trains no further, and
+    # resuming with more --patience or --epochs deliberately continues it.
+    stopped_early = state["epochs_without_improvement"] >= args.patience
+    if not stopped_early and state["completed_epochs"] < args.epochs:
         keeper = epoch_keeper(work_dir, inputs[is_val], meta[is_val], labels[is_val], weights,
                              args.patience, state)
         # With EMA, the average is swapped into the model at each epoch's end (before the

@@ -94,6 +94,28 @@ def test_resume_continues_from_the_checkpoint(trained, tmp_path):
         assert [row["epoch"] for row in csv.DictReader(handle)] == ["1", "2", "3"]
 
 
+def test_resume_of_an_early_stopped_run_trains_no_further_unless_given_more_patience(trained, tmp_path):
+    from dermalens import train
+
+    work = tmp_path / "work"
+    shutil.copytree(trained / "work", work)
+    state = json.loads((work / "state.json").read_text())
+    (work / "state.json").write_text(json.dumps({**state, "epochs_without_improvement": 2}))
+    args = ["--data", str(trained / "data"), "--out", str(tmp_path / "models"), "--name", "tiny",
+            "--work-dir", str(work), "--epochs", "4", "--input-size", "32", "--widths", "8,8,16,16",
+            "--batch-size", "8", "--val-fraction", "0.5", "--resume"]
+
+    def logged_epochs():
+        with open(work / "training-log.csv") as handle:
+            return [row["epoch"] for row in csv.DictReader(handle)]
+
+    assert train.main(args + ["--patience", "2"]) == 0
+    assert logged_epochs() == ["1", "2"]
+    assert (tmp_path / "models" / "tiny.keras").exists()
+    assert train.main(args + ["--patience", "3"]) == 0
+    assert logged_epochs()[:3] == ["1", "2", "3"]
+
+
 def test_training_distils_from_a_teacher_file(trained, tmp_path):
     from dermalens import train
 
