@@ -185,7 +185,10 @@ def render(card: dict) -> str:
               "(see the colour rows under \"Other sizes, crops and colours\", where measured). Use "
               "images with the dermoscope's standard colour settings, not re-edited or filtered ones.",
               "- Validation figures come from a held-out split of the same dataset (same centres and "
-              "devices); expect lower figures on other populations and devices.",
+              "devices); expect lower figures on other populations and devices. The same split also "
+              "chose the epoch that is shipped (the best validation balanced accuracy) and fitted the "
+              "temperature and thresholds, so even for these centres the figures lean optimistic; "
+              "the per-epoch log shows by how much the epochs around the chosen one differ.",
               ""]
     return "\n".join(lines)
 
