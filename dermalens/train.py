@@ -75,6 +75,10 @@ def parse_args(argv=None):
                         help="teacher-probabilities.npz from dermalens.teacher: distil from it")
     parser.add_argument("--teacher-weight", type=float, default=0.5,
                         help="share of the teacher's probabilities in each training target")
+    parser.add_argument("--mixup", type=float, default=0.0,
+                        help="mixup: blend each training example with another from its batch, "
+                             "images, metadata, targets and loss weights alike, in a share drawn "
+                             "from Beta(a, a) with this a (e.g. 0.2); 0 = off")
     args = parser.parse_args(argv)
     if not 0.0 <= args.teacher_weight <= 1.0:
         parser.error("--teacher-weight must be between 0 and 1")
@@ -82,6 +86,8 @@ def parse_args(argv=None):
         parser.error("--balanced-sampling must be between 0 and 1")
     if not 0.0 <= args.ema_momentum < 1.0:
         parser.error("--ema-momentum must be at least 0 and below 1")
+    if not 0.0 <= args.mixup <= 10.0:
+        parser.error("--mixup must be between 0 and 10")
     return args
 
 
@@ -193,12 +199,12 @@ def read_teacher(path: Path, image_ids: list[str]) -> np.ndarray:
 
 
 def augmented_dataset(canvases, metadata, targets, labels, class_draw, class_loss_weights, size,
-                      batch_size, seed):
+                      batch_size, seed, mixup: float = 0.0):
     """Endless tf.data pipeline of (inputs, target, sample weight) batches: class c drawn with
     probability class_draw[c] and weighted class_loss_weights[c] (`sampling_and_loss_weights`),
     then random square crop (49-100% of the area), dihedral flips/rotations, mild colour jitter
     (dermoscopes differ in white balance), and metadata dropout so the network also works when
-    age, sex or site is unknown.
+    age, sex or site is unknown. With mixup > 0, each batch is then blended (`mix_batch`).
     targets: (n, classes) distributions; labels: (n,) class indices."""
     import tensorflow as tf
 
@@ -237,7 +243,31 @@ def augmented_dataset(canvases, metadata, targets, labels, class_draw, class_los
     dataset = tf.data.Dataset.sample_from_datasets(
         per_class, weights=[float(class_draw[c]) for c in present], seed=seed)
     dataset = dataset.map(augment, num_parallel_calls=tf.data.AUTOTUNE)
-    return dataset.batch(batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
+    dataset = dataset.batch(batch_size, drop_remainder=True)
+    if mixup > 0:
+        dataset = dataset.map(lambda inputs, target, weight: mix_batch(inputs, target, weight, mixup),
+                              num_parallel_calls=tf.data.AUTOTUNE)
+    return dataset.prefetch(tf.data.AUTOTUNE)
+
+
+def mix_batch(inputs: dict, target, weight, alpha: float):
+    """Mixup (Zhang et al., 2018): example i becomes share s_i of itself plus 1 - s_i of example
+    j = perm(i) of the same batch, s_i ~ Beta(alpha, alpha), in every input, its target
+    distribution and its loss weight, so the class balance of the loss is kept in expectation.
+    It regularises a network trained from scratch on few images towards linear behaviour between
+    examples; validation and serving never mix."""
+    import tensorflow as tf
+
+    count = tf.shape(target)[0]
+    first = tf.random.gamma([count], alpha)
+    share = first / (first + tf.random.gamma([count], alpha))
+    partner = tf.random.shuffle(tf.range(count))
+
+    def blend(values):
+        s = tf.reshape(tf.cast(share, values.dtype), [-1] + [1] * (len(values.shape) - 1))
+        return s * values + (1 - s) * tf.gather(values, partner)
+
+    return {name: blend(value) for name, value in inputs.items()}, blend(target), blend(weight)
 
 
 def predict_logits(model, inputs, metadata, batch_size=128) -> np.ndarray:
@@ -388,7 +418,7 @@ def fit(args, work_dir, rows, split, canvas, widths):
     teacher = read_teacher(args.teacher, train_ids) if args.teacher else None
     targets = training_targets(labels[~is_val], teacher, args.teacher_weight)
     dataset = augmented_dataset(canvases[~is_val], meta[~is_val], targets, labels[~is_val], drawn,
-                                loss_weights, args.input_size, args.batch_size, args.seed)
+                                loss_weights, args.input_size, args.batch_size, args.seed, args.mixup)
     steps_per_epoch = max(1, int((~is_val).sum()) // args.batch_size)
 
     state_path = work_dir / "state.json"
@@ -486,7 +516,9 @@ def finish(args, model, work_dir, state, widths, train_count, val_count):
                              f"EfficientNet-Lite0 teacher (dermalens.teacher, trained on the "
                              f"training split only; {args.teacher})" if args.teacher else "none"),
             "augmentation": "random square crops (49-100% of the area), flips, 90-degree "
-                            "rotations, brightness/contrast/saturation/hue jitter, metadata dropout",
+                            "rotations, brightness/contrast/saturation/hue jitter, metadata dropout"
+                            + (f", mixup within each batch (Beta({args.mixup:g}, {args.mixup:g}) shares)"
+                               if args.mixup else ""),
         },
         "sha256": sha256_of_file(weights_path),
     }, indent=2) + "\n")

@@ -141,13 +141,38 @@ def test_training_with_balanced_sampling_and_weight_averaging(trained, tmp_path)
     args = ["--data", str(trained / "data"), "--out", str(tmp_path / "models"), "--name", "tiny",
             "--work-dir", str(tmp_path / "work"), "--epochs", "2", "--input-size", "32",
             "--widths", "8,8,16,16", "--batch-size", "8", "--val-fraction", "0.5",
-            "--balanced-sampling", "0.5", "--ema-momentum", "0.9"]
+            "--balanced-sampling", "0.5", "--ema-momentum", "0.9", "--mixup", "0.4"]
     assert train.main(args) == 0
     training = json.loads((tmp_path / "models" / "tiny.json").read_text())["training"]
+    assert training["augmentation"].endswith("mixup within each batch (Beta(0.4, 0.4) shares)")
     assert training["imbalance"].startswith("each class drawn in proportion to n^0.5")
     assert training["weight_averaging"] == "exponential moving average of the weights, momentum 0.9 per step"
     assert training["arithmetic"] == "float32"
     assert len((tmp_path / "work" / "training-log.csv").read_text().splitlines()) == 3
+
+
+def test_mixup_blends_each_example_with_one_partner_in_one_share():
+    import tensorflow as tf
+
+    from dermalens.train import mix_batch
+
+    # Example k (k < 7) is a constant image of value k with target class k, metadata 3 * e_k and
+    # loss weight 10 + k; each mixed target then says which examples, in which shares, the mixed
+    # image, metadata and weight must be made of.
+    count = 6
+    images = np.arange(count, dtype=np.float32)[:, None, None, None] * np.ones((1, 4, 4, 3), np.float32)
+    metadata = np.eye(count, 5, dtype=np.float32) * 3
+    weights = 10.0 + np.arange(count, dtype=np.float32)
+    inputs, targets, mixed_weights = mix_batch(
+        {"image": tf.constant(images), "metadata": tf.constant(metadata)},
+        tf.one_hot(np.arange(count), len(CLASSES)), tf.constant(weights), alpha=0.4)
+
+    shares = targets.numpy()[:, :count]  # shares[i, k]: how much of example k is in example i
+    np.testing.assert_allclose(targets.numpy().sum(axis=1), 1.0, rtol=1e-6)
+    assert np.all((shares > 1e-6).sum(axis=1) <= 2)
+    np.testing.assert_allclose(inputs["image"].numpy(), np.einsum("ik,khwc->ihwc", shares, images), atol=1e-4)
+    np.testing.assert_allclose(inputs["metadata"].numpy(), shares @ metadata, atol=1e-4)
+    np.testing.assert_allclose(mixed_weights.numpy(), shares @ weights, atol=1e-4)
 
 
 def test_mixed_precision_training_ships_a_float32_model(trained, tmp_path):
