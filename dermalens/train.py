@@ -260,7 +260,8 @@ def mix_batch(inputs: dict, target, weight, alpha: float):
 
     count = tf.shape(target)[0]
     first = tf.random.gamma([count], alpha)
-    share = first / (first + tf.random.gamma([count], alpha))
+    # (With a small alpha both draws can underflow to 0; no_nan makes that a share of 0, not NaN.)
+    share = tf.math.divide_no_nan(first, first + tf.random.gamma([count], alpha))
     partner = tf.random.shuffle(tf.range(count))
 
     def blend(values):
