@@ -79,7 +79,7 @@ train: $(VENV)/.installed
 	$(BIN)/python -m dermalens.train --data $(DATA) --out models/ \
 		--work-dir .training/balanced160 --init-weights .training/restart160/best.weights.h5 \
 		--input-size 160 --epochs 36 --learning-rate 1e-3 --patience 4 \
-		--balanced-sampling 0.5 --ema-momentum 0.997 --version 1.1.0 --resume
+		--balanced-sampling 0.5 --ema-momentum 0.997 --version 1.1.1 --resume
 
 evaluate: $(VENV)/.installed
 	$(BIN)/python -m dermalens.evaluate --images $(IMAGES) --labels $(LABELS) --out evaluation-output

@@ -3,22 +3,23 @@
 import cv2
 import numpy as np
 
+from dermalens.preprocessing import analysed_square
+
 OVERLAY_OPACITY = 0.45
-# The network sees only the centre square; the rest of the image is dimmed in the overlay so
+# The network sees only its analysed square; the rest of the image is dimmed in the overlay so
 # nobody reads "cold" where the model never looked.
 OUTSIDE_DIMMING = 0.45
 
 
 def overlay_heatmap(rgb: np.ndarray, heatmap: np.ndarray) -> np.ndarray:
-    """Blend a [0, 1] heatmap of the image's centre square onto the whole image.
+    """Blend a [0, 1] heatmap of the image's analysed square (`preprocessing.analysed_square`:
+    the centre square, or the square inside a round field of view) onto the whole image.
 
     :param rgb: (H, W, 3) uint8 image, as stored.
-    :param heatmap: (S, S) float map over the centre square (any S); NaN is treated as 0.
+    :param heatmap: (S, S) float map over the analysed square (any S); NaN is treated as 0.
     :return: (H, W, 3) uint8 overlay, the same size as `rgb`.
     """
-    height, width = rgb.shape[:2]
-    side = min(height, width)
-    top, left = (height - side) // 2, (width - side) // 2
+    top, left, side = analysed_square(rgb)
     heat = np.nan_to_num(np.asarray(heatmap, np.float32), nan=0.0, posinf=1.0, neginf=0.0)
     heat = cv2.resize(np.clip(heat, 0.0, 1.0), (side, side), interpolation=cv2.INTER_LINEAR)
     colours = cv2.cvtColor(cv2.applyColorMap((heat * 255).astype(np.uint8), cv2.COLORMAP_JET),

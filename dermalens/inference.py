@@ -46,7 +46,7 @@ class Prediction:
     """Calibrated class probabilities and a Grad-CAM map for the most likely class.
 
     `heatmap` is float32 in [0, 1] over the network's input square (input_size x input_size),
-    i.e. over the centre square of the image.
+    i.e. over the analysed square of the image (`preprocessing.analysed_square`).
     """
 
     probabilities: dict[str, float]

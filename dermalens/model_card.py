@@ -57,6 +57,7 @@ def render(card: dict) -> str:
         f"- Architecture: {card['architecture']}; input {card['input_size']}x{card['input_size']} "
         "RGB plus optional age, sex and body site (any of them may be unknown).",
         f"- Preprocessing: {card['preprocessing']}.",
+        *([f"- Preprocessing history: {card['preprocessing_history']}"] if card.get("preprocessing_history") else []),
         f"- Test-time augmentation: {'mean over the image and its 3 flips' if card.get('tta') else 'none'}.",
         f"- Calibration: temperature scaling, T = {card['temperature']:.3f} (fitted on the validation split by NLL).",
         f"- Weights: `{card['name']}.keras`, SHA-256 `{card['sha256']}` (the app refuses other files).",
@@ -154,11 +155,15 @@ def render(card: dict) -> str:
         lines += [f"| {kind} | {v['n']} | {v['gate_flagged']:.1%} |" for kind, v in scope["by_kind"].items()]
     if card.get("size_and_crop"):
         lines += ["", "## Other sizes, crops and colours",
-                  "The validation images re-saved at other sizes, crops, white balances and exposures, "
+                  "The validation images re-saved at other sizes, crops, fields of view, white balances "
+                  "and exposures, "
                   "through the app's inference path (`python -m dermalens.recrop`, then "
                   "`python -m dermalens.evaluate`). Enlarged from the 200x150 copies, they test size, "
                   "crop and aspect, not sharper detail: the app brings them back to the training copies' "
-                  "resolution, re-compressing them once more. The colour copies show how far another "
+                  "resolution, re-compressing them once more. The round-field copies are black outside "
+                  "a centred circle, as many dermoscopes show a lesion (before 1.1.1 the app analysed "
+                  "the plain centre square, and on the tighter circle scored balanced accuracy 0.361 "
+                  "with every image declined). The colour copies show how far another "
                   "white balance (channel gains) or exposure (gain and tone curve) moves the figures.", "",
                   "| copies of the validation images | n | balanced accuracy | melanoma recall "
                   "| AUC malignant | ECE | indeterminate |", "|---|---|---|---|---|---|---|"]
@@ -175,7 +180,7 @@ def render(card: dict) -> str:
               "Merkel cell carcinoma, amelanotic or acral-specific presentations) are forced into one of them.",
               "- Known failure modes: surgical ink markings, rulers, hair and bubbles can raise false "
               "positives; very small or partial lesions; images not centred on the lesion (only the "
-              "centre square is analysed).",
+              "centre square, or the square inside a round field of view, is analysed).",
               f"- Trained from the 200x150 reduced copies at {card['input_size']}x{card['input_size']} "
               "input: fine structures visible in full-resolution dermoscopy are not used. Larger "
               "uploads are reduced to the copies' resolution and JPEG quality before analysis, so "

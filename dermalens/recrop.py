@@ -1,12 +1,14 @@
 """Copies of a labelled image folder at another size, crop and colour, to test robustness to them.
 
     python -m dermalens.recrop --images DIR --labels CSV --out DIR [--keep 0.7] [--aspect 4:3]
-        [--gains 1.15,1,0.85] [--gamma 1.3] --size 600x450
+        [--gains 1.15,1,0.85] [--gamma 1.3] [--round-field 1.0] --size 600x450
 
 For each image in the CSV (column image_id): keep the centred `--keep` fraction of each side,
 cut the centred region of `--aspect` (width:height, default: the image's own), enlarge or shrink
 to `--size` (bicubic), multiply the red, green and blue channels by `--gains` (white balance),
-apply the tone curve 255*(x/255)^gamma (exposure), save as JPEG quality 92. Then run
+apply the tone curve 255*(x/255)^gamma (exposure), black out everything outside a centred
+circle of `--round-field` times the shorter side (a dermoscope's round field of view), save as
+JPEG quality 92. Then run
 `dermalens.evaluate` on --out with the same CSV. The model card's "Other sizes, crops and
 colours" table was made this way from the validation split (see dermalens.model_card
 --size-and-crop).
@@ -41,6 +43,18 @@ def recolour(bgr, gains: tuple[float, float, float] = (1.0, 1.0, 1.0), gamma: fl
     return np.rint(255.0 * (scaled / 255.0) ** gamma).astype(np.uint8)
 
 
+def round_field(bgr, diameter: float | None):
+    """The image as a dermoscope with a round field of view shows it: black outside the centred
+    circle whose diameter is `diameter` times the shorter side (anti-aliased rim); None: as is."""
+    if diameter is None:
+        return bgr
+    height, width = bgr.shape[:2]
+    mask = np.zeros((height, width), np.uint8)
+    cv2.circle(mask, (width // 2, height // 2), round(diameter * min(height, width) / 2), 255, -1,
+               lineType=cv2.LINE_AA)
+    return np.round(bgr.astype(np.float32) * (mask[..., None] / 255.0)).astype(np.uint8)
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--images", required=True, type=Path)
@@ -50,6 +64,8 @@ def main(argv=None) -> int:
     parser.add_argument("--aspect", help="width:height of the crop, e.g. 1:1")
     parser.add_argument("--gains", default="1,1,1", help="red,green,blue multipliers, e.g. 1.15,1,0.85")
     parser.add_argument("--gamma", type=float, default=1.0, help="tone curve exponent (above 1 darkens)")
+    parser.add_argument("--round-field", type=float,
+                        help="black outside a centred circle of this diameter, in shorter sides (e.g. 1.0)")
     parser.add_argument("--size", required=True, help="WIDTHxHEIGHT of the copies")
     args = parser.parse_args(argv)
     try:
@@ -68,6 +84,8 @@ def main(argv=None) -> int:
         parser.error("--size must look like 600x450 and --aspect like 4:3")
     if not 0.0 < args.keep <= 1.0:
         parser.error("--keep must be above 0 and at most 1")
+    if args.round_field is not None and not 0.1 <= args.round_field <= 2.0:
+        parser.error("--round-field must be between 0.1 and 2 (shorter sides)")
     if not args.labels.is_file():
         parser.error(f"no labels file {args.labels}")
     with open(args.labels, newline="") as handle:
@@ -94,7 +112,8 @@ def main(argv=None) -> int:
                 args.out.rmdir()
             raise SystemExit(f"cannot decode {source}; no copies written")
         target = args.out / f"{image_id}.jpg"
-        cv2.imwrite(str(target), recolour(recrop(bgr, args.keep, aspect, size), gains, args.gamma), [cv2.IMWRITE_JPEG_QUALITY, 92])
+        copy = round_field(recolour(recrop(bgr, args.keep, aspect, size), gains, args.gamma), args.round_field)
+        cv2.imwrite(str(target), copy, [cv2.IMWRITE_JPEG_QUALITY, 92])
         written.append(target)
     print(f"wrote {len(image_ids)} images to {args.out}")
     return 0

@@ -54,3 +54,11 @@ def test_validation_figures_are_rendered_with_their_intervals():
     assert "(95% CI 0.875-0.912)" in readme and "1,000 resamples" in readme
     del card["validation"]["confidence_intervals"]
     assert "| balanced accuracy (mean per-class recall) | 0.700 | >= 0.75 |" in model_card.render(card)
+
+
+def test_a_preprocessing_history_is_rendered_only_when_the_card_has_one():
+    card = json.loads(DEFAULT_MODEL_CARD.read_text())
+    without = {key: value for key, value in card.items() if key != "preprocessing_history"}
+    assert "Preprocessing history" not in model_card.render(without)
+    assert "- Preprocessing history: weights from 1.0; square changed in 1.1.\n" in model_card.render(
+        {**without, "preprocessing_history": "weights from 1.0; square changed in 1.1."})

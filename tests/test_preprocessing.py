@@ -146,6 +146,73 @@ def test_larger_images_are_brought_to_the_training_resolution_keeping_aspect(sha
     assert preprocessing.match_training_copies(lesion_array(shape[1], shape[0])).shape == (*matched, 3)
 
 
+def in_round_field(rgb, centre, radius):
+    """rgb seen through a dermoscope's round field of view: black outside the circle."""
+    mask = np.zeros(rgb.shape[:2], np.uint8)
+    cv2.circle(mask, centre, radius, 1, -1)
+    return rgb * mask[..., None]
+
+
+@pytest.mark.parametrize("shape", [(150, 200), (450, 600), (600, 450), (333, 333)])
+def test_without_a_dark_field_edge_the_centre_square_is_analysed(shape):
+    height, width = shape
+    side = min(shape)
+    assert preprocessing.analysed_square(lesion_array(width, height)) == (
+        (height - side) // 2, (width - side) // 2, side)
+
+
+@pytest.mark.parametrize("centre, radius", [((300, 225), 225), ((300, 225), 270), ((260, 240), 200)])
+def test_in_a_round_field_of_view_the_square_lies_inside_the_lit_circle(centre, radius):
+    rgb = in_round_field(lesion_array(600, 450), centre, radius)
+    top, left, side = preprocessing.analysed_square(rgb)
+    corners = np.array([(left, top), (left + side, top), (left, top + side), (left + side, top + side)])
+    distances = np.hypot(*(corners - np.array(centre)).T)
+    inscribed = min(radius * 2 ** 0.5, 450)
+    assert distances.max() <= radius * 1.03  # corners at the rim at most
+    assert side >= 0.95 * min(inscribed, 450)  # and not needlessly small
+    assert abs(left + side / 2 - centre[0]) <= 3 and abs(top + side / 2 - centre[1]) <= 3 + max(0, radius - 225)
+
+
+def test_dark_lesions_are_not_taken_for_the_field_edge():
+    """A very dark lesion in the middle, or touching one edge, leaves the centre square."""
+    middle = lesion_array(600, 450, colour=(5, 5, 5))
+    assert preprocessing.analysed_square(middle) == (0, 75, 450)
+    at_edge = lesion_array(600, 450)
+    at_edge[150:300, :120] = 3
+    assert preprocessing.analysed_square(at_edge) == (0, 75, 450)
+
+
+def test_the_field_square_is_the_same_at_every_resolution():
+    """Found on the training copies' scale, so an upload, its stored display copy and its matched
+    copy agree on where the network looked (which the heatmap overlay relies on)."""
+    large = in_round_field(lesion_array(1200, 900), (600, 450), 450)
+    matched = preprocessing.match_training_copies(large)
+    top, left, side = preprocessing.analysed_square(large)
+    small_top, small_left, small_side = preprocessing.analysed_square(matched)
+    scale = large.shape[0] / matched.shape[0]
+    assert abs(side - small_side * scale) <= 2 * scale
+    assert abs(top - small_top * scale) <= 2 * scale and abs(left - small_left * scale) <= 2 * scale
+
+
+def test_the_network_sees_the_field_square_and_the_overlay_dims_the_rest():
+    from dermalens.explanation import OUTSIDE_DIMMING, overlay_heatmap
+
+    rgb = in_round_field(lesion_array(600, 450), (300, 225), 225)
+    matched = preprocessing.match_training_copies(rgb)
+    top, left, side = preprocessing.analysed_square(matched)
+    assert side < 160  # (so it is enlarged, linearly)
+    expected = cv2.resize(matched[top:top + side, left:left + side], (160, 160), interpolation=cv2.INTER_LINEAR)
+    np.testing.assert_array_equal(preprocessing.prepare_image(rgb, 160), expected)
+    assert (preprocessing.prepare_image(rgb, 160).mean(axis=2) <= preprocessing.FIELD_DARK_LEVEL).mean() < 0.01
+
+    overlay = overlay_heatmap(rgb, np.zeros((5, 5)))
+    top, left, side = preprocessing.analysed_square(rgb)
+    outside = np.ones(rgb.shape[:2], bool)
+    outside[top:top + side, left:left + side] = False
+    dimmed = np.round(rgb[outside].astype(np.float32) * (1 - OUTSIDE_DIMMING))
+    np.testing.assert_allclose(overlay[outside], dimmed, atol=1)
+
+
 def test_metadata_encoding_with_any_field_missing():
     full = preprocessing.encode_metadata(60, "female", "face")
     assert full.shape == (preprocessing.METADATA_SIZE,)

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from dermalens.recrop import main, recolour, recrop
+from dermalens.recrop import main, recolour, recrop, round_field
 from tests.images import encode, lesion_array
 
 
@@ -28,6 +28,15 @@ def test_recolour_shifts_white_balance_and_exposure():
     np.testing.assert_array_equal(recolour(bgr, gains=(1.2, 1.0, 0.5))[0, 0], (50, 100, 120))  # BGR
     assert recolour(bgr, gamma=1.3)[0, 0, 0] == round(255 * (100 / 255) ** 1.3)
     assert recolour(bgr, gains=(3.0, 1.0, 1.0))[0, 0, 2] == 255
+
+
+def test_round_field_blacks_out_all_but_the_centred_circle():
+    bgr = np.full((90, 120, 3), 200, np.uint8)
+    out = round_field(bgr, 1.0)
+    assert out[45, 60].tolist() == [200, 200, 200]  # centre lit
+    assert out[0, 0].max() == 0 and out[89, 119].max() == 0 and out[45, 10].max() == 0  # outside black
+    assert out[45, 16].tolist() == [200, 200, 200]  # just inside the 90-pixel circle
+    assert round_field(bgr, None) is bgr
 
 
 @pytest.mark.parametrize("option", [["--gains", "1,1"], ["--gains", "1,0,1"], ["--gains", "a,b,c"],
@@ -73,7 +82,9 @@ def test_an_undecodable_image_leaves_no_copies_behind(tmp_path):
 @pytest.mark.parametrize("option", [["--size", "600by450"], ["--size", "0x450"], ["--size", "64x64x3"],
                                     ["--size", "64x64", "--aspect", "1:0"],
                                     ["--size", "64x64", "--aspect", "square"],
-                                    ["--size", "64x64", "--keep", "0"], ["--size", "64x64", "--keep", "1.5"]])
+                                    ["--size", "64x64", "--keep", "0"], ["--size", "64x64", "--keep", "1.5"],
+                                    ["--size", "64x64", "--round-field", "0"],
+                                    ["--size", "64x64", "--round-field", "nan"]])
 def test_malformed_options_are_refused_before_anything_is_written(tmp_path, option):
     (tmp_path / "labels.csv").write_text("image_id,dx\nISIC_1,nv\n")
     with pytest.raises(SystemExit) as refused:
