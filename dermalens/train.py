@@ -79,6 +79,10 @@ def parse_args(argv=None):
                         help="mixup: blend each training example with another from its batch, "
                              "images, metadata, targets and loss weights alike, in a share drawn "
                              "from Beta(a, a) with this a (e.g. 0.2); 0 = off")
+    parser.add_argument("--colour-shift", type=float, default=0.0,
+                        help="re-render half the training images as another dermoscope or camera "
+                             "might: per-channel gains and an exposure gain in 1 +- S, a tone curve "
+                             "x^g with g in [1/(1+2S), 1+2S] (e.g. 0.15); 0 = off")
     args = parser.parse_args(argv)
     if not 0.0 <= args.teacher_weight <= 1.0:
         parser.error("--teacher-weight must be between 0 and 1")
@@ -88,6 +92,8 @@ def parse_args(argv=None):
         parser.error("--ema-momentum must be at least 0 and below 1")
     if not 0.0 <= args.mixup <= 10.0:
         parser.error("--mixup must be between 0 and 10")
+    if not 0.0 <= args.colour_shift <= 0.5:
+        parser.error("--colour-shift must be between 0 and 0.5")
     return args
 
 
@@ -199,12 +205,13 @@ def read_teacher(path: Path, image_ids: list[str]) -> np.ndarray:
 
 
 def augmented_dataset(canvases, metadata, targets, labels, class_draw, class_loss_weights, size,
-                      batch_size, seed, mixup: float = 0.0):
+                      batch_size, seed, mixup: float = 0.0, colour_shift: float = 0.0):
     """Endless tf.data pipeline of (inputs, target, sample weight) batches: class c drawn with
     probability class_draw[c] and weighted class_loss_weights[c] (`sampling_and_loss_weights`),
     then random square crop (49-100% of the area), dihedral flips/rotations, mild colour jitter
     (dermoscopes differ in white balance), and metadata dropout so the network also works when
-    age, sex or site is unknown. With mixup > 0, each batch is then blended (`mix_batch`).
+    age, sex or site is unknown. With colour_shift > 0 half the images are also re-rendered
+    (`shift_colours`). With mixup > 0, each batch is then blended (`mix_batch`).
     targets: (n, classes) distributions; labels: (n,) class indices."""
     import tensorflow as tf
 
@@ -222,6 +229,9 @@ def augmented_dataset(canvases, metadata, targets, labels, class_draw, class_los
         image = tf.image.random_flip_up_down(image)
         image = tf.image.rot90(image, tf.random.uniform((), 0, 4, tf.int32))
         image = image / 255.0
+        if colour_shift > 0:
+            image = tf.cond(tf.random.uniform(()) < 0.5,
+                            lambda: shift_colours(image, colour_shift), lambda: image)
         image = tf.image.random_brightness(image, 0.08)
         image = tf.image.random_contrast(image, 0.85, 1.15)
         image = tf.image.random_saturation(image, 0.85, 1.15)
@@ -248,6 +258,19 @@ def augmented_dataset(canvases, metadata, targets, labels, class_draw, class_los
         dataset = dataset.map(lambda inputs, target, weight: mix_batch(inputs, target, weight, mixup),
                               num_parallel_calls=tf.data.AUTOTUNE)
     return dataset.prefetch(tf.data.AUTOTUNE)
+
+
+def shift_colours(image, shift: float):
+    """image (h, w, 3) float in [0, 1] -> the same scene as another device might render it:
+    each channel times a gain in [1 - shift, 1 + shift] (white balance), all of them times
+    another (exposure), then the tone curve x ** g with log g uniform in +- log(1 + 2 * shift),
+    clipped to [0, 1]. The hue/saturation jitter alone is far milder than the white-balance and
+    exposure differences between dermoscopes, which measurably move the diagnosis (model card)."""
+    import tensorflow as tf
+
+    gains = tf.random.uniform((3,), 1.0 - shift, 1.0 + shift) * tf.random.uniform((), 1.0 - shift, 1.0 + shift)
+    log_gamma = tf.random.uniform((), -1.0, 1.0) * tf.math.log(1.0 + 2.0 * shift)
+    return tf.clip_by_value(image * gains, 1e-6, 1.0) ** tf.exp(log_gamma)
 
 
 def mix_batch(inputs: dict, target, weight, alpha: float):
@@ -419,7 +442,8 @@ def fit(args, work_dir, rows, split, canvas, widths):
     teacher = read_teacher(args.teacher, train_ids) if args.teacher else None
     targets = training_targets(labels[~is_val], teacher, args.teacher_weight)
     dataset = augmented_dataset(canvases[~is_val], meta[~is_val], targets, labels[~is_val], drawn,
-                                loss_weights, args.input_size, args.batch_size, args.seed, args.mixup)
+                                loss_weights, args.input_size, args.batch_size, args.seed, args.mixup,
+                                args.colour_shift)
     steps_per_epoch = max(1, int((~is_val).sum()) // args.batch_size)
 
     state_path = work_dir / "state.json"
@@ -519,7 +543,11 @@ def finish(args, model, work_dir, state, widths, train_count, val_count):
             "augmentation": "random square crops (49-100% of the area), flips, 90-degree "
                             "rotations, brightness/contrast/saturation/hue jitter, metadata dropout"
                             + (f", mixup within each batch (Beta({args.mixup:g}, {args.mixup:g}) shares)"
-                               if args.mixup else ""),
+                               if args.mixup else "")
+                            + (f", half the images re-rendered with channel and exposure gains in "
+                               f"1 +- {args.colour_shift:g} and a tone curve x^g, g in "
+                               f"[1/{1 + 2 * args.colour_shift:g}, {1 + 2 * args.colour_shift:g}]"
+                               if args.colour_shift else ""),
         },
         "sha256": sha256_of_file(weights_path),
     }, indent=2) + "\n")

@@ -33,8 +33,10 @@ def test_a_class_without_training_images_is_never_drawn():
 
 
 @pytest.mark.parametrize("option", [["--balanced-sampling", "-0.1"], ["--balanced-sampling", "1.5"],
-                                    ["--ema-momentum", "-0.5"], ["--ema-momentum", "1"]])
-def test_out_of_range_balancing_or_averaging_is_refused(option):
+                                    ["--ema-momentum", "-0.5"], ["--ema-momentum", "1"],
+                                    ["--colour-shift", "-0.1"], ["--colour-shift", "0.6"],
+                                    ["--colour-shift", "nan"]])
+def test_out_of_range_balancing_averaging_or_colour_shift_is_refused(option):
     with pytest.raises(SystemExit) as refused:
         train.parse_args(["--data", "d", "--out", "o", *option])
     assert refused.value.code == 2

@@ -175,6 +175,26 @@ def test_mixup_blends_each_example_with_one_partner_in_one_share():
     np.testing.assert_allclose(mixed_weights.numpy(), shares @ weights, atol=1e-4)
 
 
+def test_colour_shift_renders_a_grey_scene_within_its_white_balance_exposure_and_tone_bounds():
+    import tensorflow as tf
+
+    from dermalens.train import shift_colours
+
+    tf.random.set_seed(7)
+    grey = tf.fill((4, 4, 3), 0.5)
+    shift = 0.15
+    # Darkest and brightest possible renderings of 0.5: both gains at their extremes, then the
+    # steepest or flattest tone curve.
+    darkest = (0.5 * (1 - shift) ** 2) ** (1 + 2 * shift)
+    brightest = min(1.0, 0.5 * (1 + shift) ** 2) ** (1 / (1 + 2 * shift))
+    renderings = np.stack([shift_colours(grey, shift).numpy() for _ in range(50)])
+    assert renderings.min() >= darkest - 1e-6 and renderings.max() <= brightest + 1e-6
+    pixel = renderings[:, 0, 0, :]
+    assert np.all(renderings == renderings[:, :1, :1, :])  # one rendering per image, not per pixel
+    assert np.ptp(pixel[:, 0] - pixel[:, 2]) > 0.05  # the white balance varies between draws
+    assert np.ptp(pixel.mean(axis=1)) > 0.1  # and so does the exposure
+
+
 def test_mixed_precision_training_ships_a_float32_model(trained, tmp_path):
     import keras
 
@@ -183,11 +203,15 @@ def test_mixed_precision_training_ships_a_float32_model(trained, tmp_path):
 
     args = ["--data", str(trained / "data"), "--out", str(tmp_path / "models"), "--name", "tiny",
             "--work-dir", str(tmp_path / "work"), "--epochs", "1", "--input-size", "32",
-            "--widths", "8,8,16,16", "--batch-size", "8", "--val-fraction", "0.5", "--mixed-precision"]
+            "--widths", "8,8,16,16", "--batch-size", "8", "--val-fraction", "0.5", "--mixed-precision",
+            "--colour-shift", "0.15"]
     assert train.main(args) == 0
     assert keras.mixed_precision.global_policy().name == "float32"
     card = json.loads((tmp_path / "models" / "tiny.json").read_text())
     assert card["training"]["arithmetic"] == "mixed bfloat16 (float32 weights)"
+    assert card["training"]["augmentation"].endswith(
+        "half the images re-rendered with channel and exposure gains in 1 +- 0.15 and a tone curve "
+        "x^g, g in [1/1.3, 1.3]")
     shipped = keras.models.load_model(tmp_path / "models" / "tiny.keras", compile=False)
     assert {layer.dtype_policy.name for layer in shipped.layers} == {"float32"}
     prediction = KerasClassifier(tmp_path / "models" / "tiny.json").analyse(lesion_array(200, 150))
