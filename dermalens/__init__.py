@@ -114,12 +114,12 @@ def register_commands(app: Flask) -> None:
 
 
 def register_template_context(app: Flask) -> None:
-    from dermalens.lesions import BODY_SITE_LABELS, CLASS_GROUPS, CLASS_NAMES, SEXES
+    from dermalens.lesions import BODY_SITE_LABELS, CLASS_GROUPS, CLASS_NAMES, MODEL_LIMITS, SEXES
     from dermalens.risk import RISK_CATEGORIES
 
     @app.context_processor
     def product_vocabulary():
         return {"CLASS_NAMES": CLASS_NAMES, "CLASS_GROUPS": CLASS_GROUPS,
                 "BODY_SITE_LABELS": BODY_SITE_LABELS, "SEXES": SEXES,
-                "RISK_CATEGORIES": RISK_CATEGORIES,
+                "RISK_CATEGORIES": RISK_CATEGORIES, "MODEL_LIMITS": MODEL_LIMITS,
                 "model_info": app.extensions["classifier"].info}

@@ -30,6 +30,12 @@ CLASS_GROUPS = {
 # Classes summed into the "malignant probability" (ISIC convention, akiec included).
 MALIGNANT_CLASSES = ("akiec", "bcc", "mel")
 
+# What the shipped classifier was not built for (the model card's known limits, in one
+# sentence): shown beside every result, on screen and in the PDF report.
+MODEL_LIMITS = ("Trained on HAM10000 dermoscopic images, mostly of light skin types (Fitzpatrick "
+                "I-IV). Not validated for phone photos, ink-marked lesions, non-dermoscopic images, "
+                "or images re-coloured away from the dermoscope's standard settings.")
+
 SEXES = ("male", "female")
 
 # HAM10000 `localization` vocabulary, without "unknown" (unknown is encoded as absence).

@@ -16,6 +16,8 @@ from reportlab.lib.styles import ParagraphStyle, getSampleStyleSheet
 from reportlab.lib.units import mm
 from reportlab.platypus import Image, Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
 
+from dermalens.lesions import MODEL_LIMITS
+
 PAPER_SIZES = {"a4": A4, "letter": LETTER}
 SERVICE_NAME = "DermaLens"
 INTENDED_USE = (
@@ -101,6 +103,7 @@ def build_report(data: ReportData, paper: str = "a4") -> bytes:
         Paragraph("Model", styles["subheading"]),
         Paragraph(escape(f"{data.model_name} version {data.model_version}; weights SHA-256 "
                          f"{data.model_sha256}"), styles["small"]),
+        Paragraph(escape(MODEL_LIMITS), styles["small"]),
         Spacer(1, 4 * mm),
         Paragraph("Clinician's assessment", styles["subheading"]),
         _table([["Clinical impression", ""], ["Histology / follow-up", ""],

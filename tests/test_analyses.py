@@ -20,6 +20,8 @@ def test_new_analysis_form_offers_every_input(logged_in):
     assert 'enctype="multipart/form-data"' in page
     assert "data-busy" in page  # the busy indicator shown while analysing
     assert "Decision support only" in page
+    # The model is measurably sensitive to colour rendering (model card), so the form says so.
+    assert "standard colour settings" in page
 
 
 def test_upload_shows_the_complete_result(app, logged_in):
@@ -33,6 +35,7 @@ def test_upload_shows_the_complete_result(app, logged_in):
     assert "Malignant probability" in page and "Recommended action" in page
     assert "fake-resnet" in page and "0.0-test" in page
     assert "not a diagnosis" in page
+    assert "standard settings" in page  # the model's known limits, colour rendering among them
     for value in ("PT-001", "L-back-1", "54", "female", "Back (posterior torso)", "changed colour"):
         assert value in page
     analysis_id = analysis_id_from(response)
