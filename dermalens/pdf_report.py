@@ -14,7 +14,8 @@ from reportlab.lib import colors
 from reportlab.lib.pagesizes import A4, LETTER
 from reportlab.lib.styles import ParagraphStyle, getSampleStyleSheet
 from reportlab.lib.units import mm
-from reportlab.platypus import Image, Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
+from reportlab.platypus import (Image, KeepTogether, Paragraph, SimpleDocTemplate, Spacer, Table,
+                                TableStyle)
 
 from dermalens.lesions import MODEL_LIMITS
 
@@ -25,6 +26,9 @@ INTENDED_USE = (
     "The result must be interpreted together with the clinical history and examination; "
     "histology remains the reference standard."
 )
+# The warning style's border is drawn outside its paragraph: this much room keeps it off the
+# table below.
+WARNING_GAP = 3 * mm
 HEATMAP_NOTE = ("The heatmap (Grad-CAM) shows which image regions most influenced the top class. "
                 "It is not proof of a finding and not a lesion boundary.")
 
@@ -56,11 +60,14 @@ class ReportData:
 
 
 def build_report(data: ReportData, paper: str = "a4") -> bytes:
-    """Render the report; `paper` is "a4" or "letter". Returns the PDF bytes."""
+    """Render the report; `paper` is "a4" or "letter". Returns the PDF bytes.
+
+    A typical report fits one A4 page; a long note moves the clinician's assessment, whole, to
+    the next page."""
     page_size = PAPER_SIZES.get(paper, A4)
     buffer = io.BytesIO()
     document = SimpleDocTemplate(buffer, pagesize=page_size, leftMargin=16 * mm,
-                                 rightMargin=16 * mm, topMargin=14 * mm, bottomMargin=14 * mm,
+                                 rightMargin=16 * mm, topMargin=12 * mm, bottomMargin=13 * mm,
                                  title=f"{SERVICE_NAME} analysis {data.analysis_id}",
                                  author=SERVICE_NAME)
     styles = _styles()
@@ -68,23 +75,25 @@ def build_report(data: ReportData, paper: str = "a4") -> bytes:
     story = [
         Paragraph(f"{SERVICE_NAME} - lesion analysis report", styles["title"]),
         Paragraph(escape(INTENDED_USE), styles["warning"]),
-        Spacer(1, 3 * mm),
+        Spacer(1, WARNING_GAP),
         _table([
             ["Patient reference", data.patient_ref, "Lesion reference", data.lesion_ref],
             ["Age", data.age, "Sex", data.sex],
             ["Body site", data.site, "Clinician", data.clinician],
             ["Date and time (UTC)", data.created_at, "Analysis ID", data.analysis_id],
         ], styles, width),
-        Spacer(1, 3 * mm),
+        Spacer(1, 2 * mm),
         _images(data, width),
         Paragraph(escape(HEATMAP_NOTE), styles["small"]),
-        Spacer(1, 3 * mm),
+        Spacer(1, 2 * mm),
         Paragraph("Result", styles["heading"]),
     ]
     if data.indeterminate_reasons:
-        reasons = "; ".join(escape(reason) for reason in data.indeterminate_reasons)
-        story.append(Paragraph(f"<b>INDETERMINATE</b> - {reasons}. The probabilities below are "
-                               "not reliable for this image.", styles["warning"]))
+        # The reasons are sentences (gate.REASONS); end each with one full stop.
+        reasons = " ".join(escape(reason.rstrip(". ")) + "." for reason in data.indeterminate_reasons)
+        story += [Paragraph(f"<b>INDETERMINATE</b> - {reasons} The probabilities below are "
+                            "not reliable for this image.", styles["warning"]),
+                  Spacer(1, WARNING_GAP)]
     story.append(_table([
         ["Risk category", data.risk_label],
         ["Recommended action", data.risk_action],
@@ -99,16 +108,18 @@ def build_report(data: ReportData, paper: str = "a4") -> bytes:
         story += [Spacer(1, 2 * mm), Paragraph("Note", styles["subheading"]),
                   Paragraph(escape(data.note).replace("\n", "<br/>"), styles["body"])]
     story += [
-        Spacer(1, 3 * mm),
+        Spacer(1, 2 * mm),
         Paragraph("Model", styles["subheading"]),
         Paragraph(escape(f"{data.model_name} version {data.model_version}; weights SHA-256 "
                          f"{data.model_sha256}"), styles["small"]),
         Paragraph(escape(MODEL_LIMITS), styles["small"]),
-        Spacer(1, 4 * mm),
-        Paragraph("Clinician's assessment", styles["subheading"]),
-        _table([["Clinical impression", ""], ["Histology / follow-up", ""],
-                ["Name and signature", ""], ["Date", ""]], styles, width, label_columns=(0,),
-               row_height=11 * mm),
+        Spacer(1, 2 * mm),
+        # Written on by hand, so never split across pages.
+        KeepTogether([
+            Paragraph("Clinician's assessment", styles["subheading"]),
+            _table([["Clinical impression", ""], ["Histology / follow-up", ""],
+                    ["Name and signature", ""], ["Date", ""]], styles, width, label_columns=(0,),
+                   row_height=8 * mm)]),
     ]
     document.build(story, onFirstPage=_footer, onLaterPages=_footer)
     return buffer.getvalue()
@@ -146,7 +157,8 @@ def _table(rows, styles, width, label_columns=(0, 2), row_height=None) -> Table:
 def _images(data: ReportData, width) -> Table:
     image_width, image_height = data.image_size
     box = (width - 6 * mm) / 2
-    scale = min(box / image_width, (70 * mm) / image_height)
+    # At most 45 mm tall, so that a typical report (a short note) stays on one A4 sheet.
+    scale = min(box / image_width, (45 * mm) / image_height)
     size = (image_width * scale, image_height * scale)
     table = Table([[Image(io.BytesIO(data.image_jpeg), *size), Image(io.BytesIO(data.heatmap_jpeg), *size)],
                    ["Image as analysed", "Grad-CAM heatmap overlay"]], colWidths=[box + 3 * mm] * 2)

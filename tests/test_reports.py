@@ -45,14 +45,40 @@ def test_markup_in_text_fields_is_printed_literally(logged_in):
     assert "a < b & c" in text and "<b>PT</b>" in text
 
 
-def test_indeterminate_report_says_so(tmp_path):
-    data = pdf_report.ReportData(
+def report_data(**changes) -> pdf_report.ReportData:
+    """A complete report for a 600x450 upload with a short note; `changes` override fields."""
+    fields = dict(
         analysis_id="x" * 22, created_at="2026-01-01 10:00", clinician="dr", patient_ref="P",
-        lesion_ref="L", age="40", sex="male", site="Back", note="", image_jpeg=encode(lesion_array()),
-        heatmap_jpeg=encode(lesion_array(), "JPEG"), image_size=(320, 240),
-        ranked_classes=[("nv", "Melanocytic nevus", 0.5)], malignant_probability=0.2,
-        risk_label="Indeterminate - retake or review", risk_action="Retake",
-        indeterminate_reasons=["the image is too blurred"], model_name="m", model_version="1",
-        model_sha256="0" * 64)
-    text = pdf_text(pdf_report.build_report(data))
-    assert "INDETERMINATE" in text and "too blurred" in text and "not reliable" in text
+        lesion_ref="L", age="40", sex="male", site="Back", note="Changed in size since spring",
+        image_jpeg=encode(lesion_array(600, 450)), heatmap_jpeg=encode(lesion_array(600, 450), "JPEG"),
+        image_size=(600, 450),
+        ranked_classes=[("nv", "Melanocytic nevus", 0.5), ("mel", "Melanoma", 0.3),
+                        ("bkl", "Benign keratosis-like lesion", 0.1)],
+        malignant_probability=0.35, risk_label="Monitor", risk_action="Monitor",
+        indeterminate_reasons=[], model_name="m", model_version="1", model_sha256="0" * 64)
+    return pdf_report.ReportData(**{**fields, **changes})
+
+
+def test_indeterminate_report_says_so_in_whole_sentences():
+    reasons = ["The image is too blurred to assess. Retake it in focus.", "the model is uncertain"]
+    data = report_data(risk_label="Indeterminate - retake or review", risk_action="Retake",
+                       indeterminate_reasons=reasons)
+    text = " ".join(pdf_text(pdf_report.build_report(data)).split())
+    assert "INDETERMINATE - The image is too blurred to assess. Retake it in focus. the model is uncertain." in text
+    assert "not reliable" in text and ".." not in text
+
+
+def test_a_typical_report_fits_on_one_a4_page():
+    # A short note and a reason to retake: still one sheet to file.
+    data = report_data(indeterminate_reasons=["The image is too blurred to assess. Retake it in focus."])
+    assert len(PdfReader(io.BytesIO(pdf_report.build_report(data, "a4"))).pages) == 1
+
+
+# Notes of these lengths end page 1 just inside the assessment table.
+@pytest.mark.parametrize("paper, repeats", [("a4", 30), ("letter", 8)])
+def test_the_clinicians_assessment_is_never_split_across_pages(paper, repeats):
+    data = report_data(note="A long history of change. " * repeats)
+    pages = [page.extract_text() for page in PdfReader(io.BytesIO(pdf_report.build_report(data, paper))).pages]
+    holding = {label: [index for index, text in enumerate(pages) if label in text]
+               for label in ("Clinician's assessment", "Clinical impression", "Name and signature")}
+    assert len(pages) == 2 and list(holding.values()) == [[1]] * 3
