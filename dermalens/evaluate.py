@@ -203,6 +203,9 @@ def print_summary(report: dict) -> None:
     print(f"melanoma recall {fmt(report['recall']['mel'])}{interval('melanoma_recall')}")
     print(f"AUC malignant {fmt(report['auc_malignant'])}{interval('auc_malignant')}   "
           f"AUC melanoma {fmt(report['auc_melanoma'])}{interval('auc_melanoma')}   ECE {fmt(report['ece'])}")
+    for target, at_levels in report["sensitivity_at_specificity"].items():
+        print(f"{target} sensitivity at specificity "
+              + ", ".join(f"{float(level):.0%}: {fmt(value)}" for level, value in at_levels.items()))
     print(f"indeterminate rate {fmt(report['indeterminate_rate'])}   balanced accuracy answered "
           f"{fmt(report['balanced_accuracy_answered'])}")
     print("class   recall  precision")

@@ -67,6 +67,24 @@ def roc_curve(binary_labels, scores) -> tuple[np.ndarray, np.ndarray]:
     return fpr, tpr
 
 
+# Operating points clinicians compare screening tools at (sensitivity at fixed specificity).
+SPECIFICITY_LEVELS = (0.80, 0.90, 0.95)
+
+
+def sensitivity_at_specificity(binary_labels, scores, specificity: float) -> float:
+    """The highest sensitivity of a rule "positive if score >= t" whose specificity is at least
+    `specificity`, over every threshold t (tied scores fall on the same side); NaN if one class only."""
+    binary_labels = np.asarray(binary_labels, bool)
+    scores = np.asarray(scores, float)
+    positives, negatives = np.sort(scores[binary_labels]), np.sort(scores[~binary_labels])
+    if len(positives) == 0 or len(negatives) == 0:
+        return float("nan")
+    thresholds = np.append(np.unique(scores), np.inf)
+    true_negative_rate = np.searchsorted(negatives, thresholds, side="left") / len(negatives)
+    sensitivity = 1.0 - np.searchsorted(positives, thresholds, side="left") / len(positives)
+    return float(sensitivity[true_negative_rate >= specificity].max())
+
+
 def expected_calibration_error(labels, probabilities, bins: int = 15) -> float:
     """Top-label ECE: |confidence - accuracy| averaged over equal-width confidence bins."""
     probabilities = np.asarray(probabilities, float)
@@ -101,6 +119,12 @@ def classification_report(labels, probabilities) -> dict:
         "auc_malignant": _finite_or_none(roc_auc(truly_malignant, malignant_probability(probabilities))),
         "auc_melanoma": _finite_or_none(roc_auc(labels == MELANOMA_INDEX, probabilities[:, MELANOMA_INDEX])),
         "ece": expected_calibration_error(labels, probabilities),
+        "sensitivity_at_specificity": {
+            target: {f"{level:.2f}": _finite_or_none(sensitivity_at_specificity(truth, scores, level))
+                     for level in SPECIFICITY_LEVELS}
+            for target, truth, scores in (
+                ("malignant", truly_malignant, malignant_probability(probabilities)),
+                ("melanoma", labels == MELANOMA_INDEX, probabilities[:, MELANOMA_INDEX]))},
     }
 
 

@@ -90,6 +90,9 @@ def render(card: dict) -> str:
         f"| melanoma recall | {shown['melanoma_recall']} | >= 0.70 |",
         f"| AUC malignant (mel+bcc+akiec vs rest) | {shown['auc_malignant']} | >= 0.90 |",
         f"| AUC melanoma vs rest | {shown['auc_melanoma']} | |",
+        *[f"| sensitivity at {' / '.join(f'{float(level):.0%}' for level in at_levels)} specificity, "
+          f"{target} | {' / '.join(_fmt(value) for value in at_levels.values())} | |"
+          for target, at_levels in validation.get("sensitivity_at_specificity", {}).items()],
         f"| expected calibration error (15 bins) | {_fmt(validation['ece'])} "
         f"(before scaling {_fmt(validation.get('ece_uncalibrated'))}) | <= 0.05 |",
         f"| indeterminate rate at the chosen thresholds | {_fmt(validation.get('indeterminate_rate'))} | |",

@@ -1,5 +1,7 @@
 """Evaluation metrics, checked against figures worked out by hand."""
 
+import json
+
 import numpy as np
 import pytest
 
@@ -55,6 +57,19 @@ def test_temperature_scaling_recovers_a_known_temperature():
     assert fitted == pytest.approx(3.0, rel=0.1)
 
 
+def test_sensitivity_at_specificity_by_hand():
+    truth = [1, 1, 1, 1, 0, 0, 0, 0, 0]
+    scores = [0.9, 0.8, 0.6, 0.2, 0.7, 0.5, 0.3, 0.1, 0.05]
+    # At >= 80% specificity at most one of the five negatives may score >= t: t = 0.6 keeps
+    # 0.7 out of five (spec 0.8) and catches 0.9, 0.8, 0.6 (sensitivity 3/4).
+    assert metrics.sensitivity_at_specificity(truth, scores, 0.8) == 0.75
+    assert metrics.sensitivity_at_specificity(truth, scores, 1.0) == 0.5   # t = 0.8
+    assert metrics.sensitivity_at_specificity(truth, scores, 0.0) == 1.0
+    # A tie between a positive and a negative cannot be split: both or neither are positive.
+    assert metrics.sensitivity_at_specificity([1, 0], [0.5, 0.5], 1.0) == 0.0
+    assert np.isnan(metrics.sensitivity_at_specificity([0, 0], [0.1, 0.2], 0.9))
+
+
 def test_classification_report_keys_and_json_safety():
     labels = np.array([0, 1, 2, 3, 4, 5, 6, 4])
     probabilities = np.eye(7)[[0, 1, 2, 3, 4, 5, 6, 5]] * 0.9 + 0.1 / 7
@@ -64,6 +79,9 @@ def test_classification_report_keys_and_json_safety():
     assert report["n"] == 8 and report["recall"]["mel"] == 0.5
     only_benign = metrics.classification_report(np.array([5, 5]), probabilities[:2])
     assert only_benign["auc_malignant"] is None
+    assert report["sensitivity_at_specificity"]["melanoma"]["0.90"] == 0.5
+    assert only_benign["sensitivity_at_specificity"]["malignant"] == {"0.80": None, "0.90": None, "0.95": None}
+    json.dumps(report)
 
 
 def noisy_predictions(seed=0, per_class=(40, 40, 60, 15, 50, 200, 20), accuracy=0.7):

@@ -62,3 +62,12 @@ def test_a_preprocessing_history_is_rendered_only_when_the_card_has_one():
     assert "Preprocessing history" not in model_card.render(without)
     assert "- Preprocessing history: weights from 1.0; square changed in 1.1.\n" in model_card.render(
         {**without, "preprocessing_history": "weights from 1.0; square changed in 1.1."})
+
+
+def test_sensitivity_at_fixed_specificity_is_rendered_when_the_card_has_it():
+    card = json.loads(DEFAULT_MODEL_CARD.read_text())
+    validation = {key: value for key, value in card["validation"].items() if key != "sensitivity_at_specificity"}
+    assert "specificity" not in model_card.render({**card, "validation": validation})
+    at_levels = {"malignant": {"0.80": 0.875, "0.90": 0.75, "0.95": None}}
+    rendered = model_card.render({**card, "validation": {**validation, "sensitivity_at_specificity": at_levels}})
+    assert "| sensitivity at 80% / 90% / 95% specificity, malignant | 0.875 / 0.750 / n/a | |" in rendered

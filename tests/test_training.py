@@ -294,7 +294,10 @@ def test_evaluate_writes_metrics_and_plots(trained, tmp_path, capsys):
     assert np.array(report["confusion_matrix"]).sum() == 14
     low, high = report["confidence_intervals"]["balanced_accuracy"]
     assert low <= report["balanced_accuracy"] <= high
-    assert f"balanced accuracy {report['balanced_accuracy']:.3f} (95% CI {low:.3f}-{high:.3f})" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert f"balanced accuracy {report['balanced_accuracy']:.3f} (95% CI {low:.3f}-{high:.3f})" in printed
+    at_90 = report["sensitivity_at_specificity"]["malignant"]["0.90"]
+    assert "malignant sensitivity at specificity 80%: " in printed and f"90%: {at_90:.3f}" in printed
     assert (out / "confusion_matrix.png").stat().st_size > 0 and (out / "roc.png").stat().st_size > 0
 
 
