@@ -59,8 +59,7 @@ def choose_risk_thresholds(labels: np.ndarray, probabilities: np.ndarray) -> dic
     - `urgent_malignant`: malignant probability above which referral is urgent whatever the top
       class: the lowest threshold at which at least half of those flagged are malignant.
     """
-    malignant = np.isin(labels, metrics.MALIGNANT_INDICES)
-    scores = metrics.malignant_probability(probabilities)
+    malignant, scores = metrics.binary_questions(labels, probabilities)["malignant"]
     benign_top = ~np.isin(probabilities.argmax(axis=1), metrics.MALIGNANT_INDICES)
     # Malignant lesions whose top class is benign are referred only by the threshold; those
     # strictly below it are missed. Allow at most 5% of all malignant lesions to be missed.

@@ -171,16 +171,12 @@ def plot_roc(labels, probabilities, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     figure, axis = plt.subplots(figsize=(5.5, 5))
-    curves = {
-        "malignant (mel+bcc+akiec)": (np.isin(labels, metrics.MALIGNANT_INDICES),
-                                      metrics.malignant_probability(probabilities)),
-        "melanoma": (labels == metrics.MELANOMA_INDEX, probabilities[:, metrics.MELANOMA_INDEX]),
-    }
-    for name, (truth, scores) in curves.items():
+    names = {"malignant": "malignant (mel+bcc+akiec)", "melanoma": "melanoma"}
+    for target, (truth, scores) in metrics.binary_questions(labels, probabilities).items():
         auc = metrics.roc_auc(truth, scores)
         if not np.isnan(auc):
             fpr, tpr = metrics.roc_curve(truth, scores)
-            axis.plot(fpr, tpr, label=f"{name}: AUC {auc:.3f}")
+            axis.plot(fpr, tpr, label=f"{names[target]}: AUC {auc:.3f}")
     axis.plot([0, 1], [0, 1], "--", color="grey", linewidth=0.8)
     axis.set_xlabel("1 - specificity")
     axis.set_ylabel("sensitivity")

@@ -103,12 +103,21 @@ def malignant_probability(probabilities) -> np.ndarray:
     return np.asarray(probabilities, float)[:, MALIGNANT_INDICES].sum(axis=1)
 
 
+def binary_questions(labels, probabilities) -> dict:
+    """{"malignant": (truth, score), "melanoma": (truth, score)}: the two yes/no questions the
+    AUCs, the ROC plot and the operating points answer (mel+bcc+akiec vs rest; mel vs rest)."""
+    labels = np.asarray(labels, int)
+    probabilities = np.asarray(probabilities, float)
+    return {"malignant": (np.isin(labels, MALIGNANT_INDICES), malignant_probability(probabilities)),
+            "melanoma": (labels == MELANOMA_INDEX, probabilities[:, MELANOMA_INDEX])}
+
+
 def classification_report(labels, probabilities) -> dict:
     """All headline figures for a labelled set, as JSON-ready plain Python values."""
     labels = np.asarray(labels, int)
     probabilities = np.asarray(probabilities, float)
     matrix = confusion_matrix(labels, probabilities.argmax(axis=1))
-    truly_malignant = np.isin(labels, MALIGNANT_INDICES)
+    binary = binary_questions(labels, probabilities)
     return {
         "n": int(len(labels)),
         "accuracy": float(np.trace(matrix) / max(1, matrix.sum())),
@@ -116,15 +125,13 @@ def classification_report(labels, probabilities) -> dict:
         "recall": _per_class(recall_per_class(matrix)),
         "precision": _per_class(precision_per_class(matrix)),
         "confusion_matrix": matrix.tolist(),
-        "auc_malignant": _finite_or_none(roc_auc(truly_malignant, malignant_probability(probabilities))),
-        "auc_melanoma": _finite_or_none(roc_auc(labels == MELANOMA_INDEX, probabilities[:, MELANOMA_INDEX])),
+        "auc_malignant": _finite_or_none(roc_auc(*binary["malignant"])),
+        "auc_melanoma": _finite_or_none(roc_auc(*binary["melanoma"])),
         "ece": expected_calibration_error(labels, probabilities),
         "sensitivity_at_specificity": {
             target: {f"{level:.2f}": _finite_or_none(sensitivity_at_specificity(truth, scores, level))
                      for level in SPECIFICITY_LEVELS}
-            for target, truth, scores in (
-                ("malignant", truly_malignant, malignant_probability(probabilities)),
-                ("melanoma", labels == MELANOMA_INDEX, probabilities[:, MELANOMA_INDEX]))},
+            for target, (truth, scores) in binary.items()},
     }
 
 
@@ -151,8 +158,8 @@ def bootstrap_intervals(labels, probabilities, resamples: int = 1000, level: flo
         matrix = confusion_matrix(truth, scores.argmax(axis=1))
         figures["balanced_accuracy"].append(balanced_accuracy(matrix))
         figures["melanoma_recall"].append(recall_per_class(matrix)[MELANOMA_INDEX])
-        figures["auc_malignant"].append(roc_auc(np.isin(truth, MALIGNANT_INDICES), malignant_probability(scores)))
-        figures["auc_melanoma"].append(roc_auc(truth == MELANOMA_INDEX, scores[:, MELANOMA_INDEX]))
+        for target, question in binary_questions(truth, scores).items():
+            figures[f"auc_{target}"].append(roc_auc(*question))
     tail = (1.0 - level) / 2.0 * 100.0
     intervals = {"level": level, "resamples": resamples}
     for name, values in figures.items():
