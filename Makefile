@@ -69,10 +69,10 @@ teacher: $(TEACHER_VENV)/.installed
 
 # The shipped model's four stages (see models/README.md); each resumes where it stopped, and
 # only the last one writes to models/ (the others are calibrated without TTA, 4x faster, as only
-# their weights are used). By the recorded logs 152 minutes of epochs (stage 3's --patience 4 stops
-# the recorded run after epoch 14 and stage 4's --patience 3 after epoch 8, keeping their best
-# epochs) plus decoding and calibrations, about 8 minutes: 2 h 40 min. Many recorded epochs ran
-# beside other work; at each stage's fastest recorded epoch time it is about 2 h 10 min.
+# their weights are used). Measured on a fresh clone on this 2-core machine, otherwise idle
+# (2026-11-27): 2 h 09 min in all (stages 56, 31, 21 and 21 minutes, each with its decoding and
+# calibration), peak memory 8.6 GB. Early stopping ends each stage at a run-dependent epoch, so
+# another run may take longer: if stage 3 ran to its --epochs limit (36), about 3 h 05 min.
 train: $(VENV)/.installed
 	$(BIN)/python -m dermalens.train --data $(DATA) --out .training/stage1-model --no-tta --resume
 	$(BIN)/python -m dermalens.train --data $(DATA) --out .training/stage2-model \
