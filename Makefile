@@ -71,22 +71,25 @@ teacher: $(TEACHER_VENV)/.installed
 # only the last one writes to models/ (the others are calibrated without TTA, 4x faster, as only
 # their weights are used). Measured on a fresh clone on this 2-core machine, otherwise idle
 # (2026-11-27): 2 h 09 min in all (stages 56, 31, 21 and 21 minutes, each with its decoding and
-# calibration), peak memory 8.6 GB. Early stopping ends each stage at a run-dependent epoch, so
-# another run may take longer: if stage 3 ran to its --epochs limit (36), about 3 h 05 min.
+# calibration; their epochs 54, 29, 19 and 17 minutes), peak memory 8.6 GB. Early stopping ends
+# each stage at a run-dependent epoch, so each stage also has a time budget for its epochs
+# (--time-budget, minutes: 56 + 31 + 28 + 20 = 135, about 10 minutes of decoding and calibration
+# on top) that keeps a full run within 150 minutes here; the measured run stayed inside every
+# budget, so they did not change it.
 train: $(VENV)/.installed
-	$(BIN)/python -m dermalens.train --data $(DATA) --out .training/stage1-model --no-tta --resume
+	$(BIN)/python -m dermalens.train --data $(DATA) --out .training/stage1-model --no-tta --time-budget 56 --resume
 	$(BIN)/python -m dermalens.train --data $(DATA) --out .training/stage2-model \
 		--work-dir .training/restart160 --init-weights .training/dermalens-resnet18s-v1/best.weights.h5 \
-		--input-size 160 --epochs 14 --learning-rate 6e-4 --patience 6 --no-tta --resume
+		--input-size 160 --epochs 14 --learning-rate 6e-4 --patience 6 --no-tta --time-budget 31 --resume
 	$(BIN)/python -m dermalens.train --data $(DATA) --out .training/stage3-model \
 		--work-dir .training/balanced160 --init-weights .training/restart160/best.weights.h5 \
 		--input-size 160 --epochs 36 --learning-rate 1e-3 --patience 4 \
-		--balanced-sampling 0.5 --ema-momentum 0.997 --version 1.1.1 --no-tta --resume
+		--balanced-sampling 0.5 --ema-momentum 0.997 --version 1.1.1 --no-tta --time-budget 28 --resume
 	$(BIN)/python -m dermalens.train --data $(DATA) --out models/ \
 		--work-dir .training/colour --init-weights .training/balanced160/best.weights.h5 \
 		--input-size 160 --epochs 10 --learning-rate 3e-4 --patience 3 \
 		--balanced-sampling 0.5 --ema-momentum 0.997 --mixed-precision --colour-shift 0.15 \
-		--version 1.2.0 --resume
+		--version 1.2.0 --time-budget 20 --resume
 
 evaluate: $(VENV)/.installed
 	$(BIN)/python -m dermalens.evaluate --images $(IMAGES) --labels $(LABELS) --out evaluation-output

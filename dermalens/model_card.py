@@ -75,8 +75,9 @@ def render(card: dict) -> str:
         f"- Training arithmetic: {training.get('arithmetic', 'float32')}.",
         f"- Knowledge distillation: {training.get('distillation', 'none')}.",
         f"- Initialised from: {training.get('initialised_from', 'random (from scratch)')}; the ResNet "
-        f"never held pretrained (e.g. ImageNet) weights. {training['epochs_run']} epochs in the last stage, best "
-        f"validation balanced accuracy at epoch {training['best_epoch']}. Command: "
+        f"never held pretrained (e.g. ImageNet) weights. {training['epochs_run']} epochs in the last stage"
+        + (f" (ended by {training['ended_by']})" if training.get("ended_by") else "")
+        + f", best validation balanced accuracy at epoch {training['best_epoch']}. Command: "
         f"`{training['command']}`; then `{card.get('calibration_command', 'python -m dermalens.calibrate')}`.",
         f"- Curves: `{card['name']}.training-curve.png`; per-epoch log: `{card['name']}.training-log.csv`.",
         "",

@@ -50,6 +50,10 @@ def parse_args(argv=None):
     parser.add_argument("--epochs", type=int, default=36)
     parser.add_argument("--patience", type=int, default=8,
                         help="stop after this many epochs without a better val balanced accuracy")
+    parser.add_argument("--time-budget", type=float, metavar="MINUTES",
+                        help="stop before an epoch expected to end past this many minutes of "
+                             "epochs (wall clock, summed over --resume runs); the best epoch so "
+                             "far is shipped; default none")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--learning-rate", type=float, default=2e-3)
     parser.add_argument("--input-size", type=int, default=128)
@@ -94,7 +98,31 @@ def parse_args(argv=None):
         parser.error("--mixup must be between 0 and 10")
     if not 0.0 <= args.colour_shift <= 0.5:
         parser.error("--colour-shift must be between 0 and 0.5")
+    if args.time_budget is not None and not args.time_budget > 0:
+        parser.error("--time-budget must be a positive number of minutes")
     return args
+
+
+def why_training_ended(state: dict, epochs: int, patience: int,
+                       time_budget_minutes: float | None) -> str | None:
+    """Why a stage with this saved state trains no further under these flags, or None if it goes on.
+
+    Follows from the state and the flags alone (nothing like a stored "stopped" flag), so a
+    finished run resumed with the same flags trains no further, and resuming with more epochs,
+    patience or time deliberately continues it. The time budget expects the next epoch to take
+    as long as the mean of those run so far (`training_seconds` in the state, summed over
+    resumed runs; a state written before it was kept counts as no time used)."""
+    completed = state["completed_epochs"]
+    if completed >= epochs:
+        return f"epoch limit: {epochs} epochs run"
+    if state["epochs_without_improvement"] >= patience:
+        return f"early stopping: no better validation balanced accuracy for {patience} epochs"
+    used = state.get("training_seconds", 0.0)
+    expected_end_of_next_epoch = used * (completed + 1) / completed if completed else 0.0
+    if time_budget_minutes is not None and expected_end_of_next_epoch > time_budget_minutes * 60:
+        return (f"time budget: {used / 60:.1f} of {time_budget_minutes:g} minutes used, and an "
+                f"epoch takes about {used / completed / 60:.1f} minutes")
+    return None
 
 
 def read_metadata(data_dir: Path, limit: int | None = None) -> list[dict]:
@@ -308,9 +336,9 @@ def epoch_keeper(*args, **kwargs):
 
     class _Callback(keras.callbacks.Callback):
         def __init__(self, work_dir, val_inputs, val_metadata, val_labels, val_weights,
-                     patience, state):
+                     should_stop, state):
             super().__init__()
-            self.work_dir, self.patience, self.state = work_dir, patience, state
+            self.work_dir, self.should_stop, self.state = work_dir, should_stop, state
             self.val = (val_inputs, val_metadata, val_labels, val_weights)
             self.started = time.time()
 
@@ -345,12 +373,15 @@ def epoch_keeper(*args, **kwargs):
             # Checkpoint (with optimizer state) before the state file, so the state never
             # points past a checkpoint that exists.
             self.model.save(self.work_dir / "checkpoint.keras")
+            self.state["training_seconds"] = round(
+                self.state.get("training_seconds", 0.0) + time.time() - self.started, 1)
             (self.work_dir / "state.json").write_text(json.dumps(self.state, indent=2))
             print(f"\nepoch {epoch + 1}: val balanced accuracy "
                   f"{row['val_balanced_accuracy']:.3f} (best {self.state['best_balanced_accuracy']:.3f}"
                   f" at {self.state['best_epoch']}), val loss {val_loss:.3f}", flush=True)
-            if self.state["epochs_without_improvement"] >= self.patience:
-                print("early stopping: no improvement for", self.patience, "epochs", flush=True)
+            reason = self.should_stop(self.state)
+            if reason:
+                print(reason, flush=True)
                 self.model.stop_training = True
 
     return _Callback(*args, **kwargs)
@@ -472,13 +503,14 @@ def fit(args, work_dir, rows, split, canvas, widths):
         model.compile(optimizer=optimizer,
                       loss=keras.losses.CategoricalCrossentropy(from_logits=True))
 
-    # Whether training is over follows from the saved state and this run's flags (not a stored
-    # "stopped" flag), so a finished run resumed with the same flags trains no further, and
-    # resuming with more --patience or --epochs deliberately continues it.
-    stopped_early = state["epochs_without_improvement"] >= args.patience
-    if not stopped_early and state["completed_epochs"] < args.epochs:
+    def should_stop(state):
+        return why_training_ended(state, args.epochs, args.patience, args.time_budget)
+
+    if should_stop(state):
+        print("trains no further:", should_stop(state), flush=True)
+    else:
         keeper = epoch_keeper(work_dir, inputs[is_val], meta[is_val], labels[is_val], weights,
-                             args.patience, state)
+                              should_stop, state)
         # With EMA, the average is swapped into the model at each epoch's end (before the
         # keeper validates and saves) and out again when the next epoch starts. So checkpoints
         # hold the average as the model's weights, and --resume continues training from it
@@ -527,6 +559,7 @@ def finish(args, model, work_dir, state, widths, train_count, val_count):
             "validation_images": val_count,
             "epochs_run": state["completed_epochs"],
             "best_epoch": state["best_epoch"],
+            "ended_by": why_training_ended(state, args.epochs, args.patience, args.time_budget),
             "imbalance": (f"each class drawn in proportion to n^{1 - args.balanced_sampling:g} "
                           f"(n = its training images) and its loss weighted so every class has "
                           f"the same expected share of the loss"),

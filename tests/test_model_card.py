@@ -71,3 +71,13 @@ def test_sensitivity_at_fixed_specificity_is_rendered_when_the_card_has_it():
     at_levels = {"malignant": {"0.80": 0.875, "0.90": 0.75, "0.95": None}}
     rendered = model_card.render({**card, "validation": {**validation, "sensitivity_at_specificity": at_levels}})
     assert "| sensitivity at 80% / 90% / 95% specificity, malignant | 0.875 / 0.750 / n/a | |" in rendered
+
+
+def test_why_the_last_stage_ended_is_rendered_when_the_card_has_it():
+    card = json.loads(DEFAULT_MODEL_CARD.read_text())
+    assert "ended by" not in model_card.render(card)
+    training = {**card["training"], "epochs_run": 12, "best_epoch": 9,
+                "ended_by": "time budget: 25.2 of 26 minutes used, and an epoch takes about 2.1 minutes"}
+    assert ("12 epochs in the last stage (ended by time budget: 25.2 of 26 minutes used, and an "
+            "epoch takes about 2.1 minutes), best validation balanced accuracy at epoch 9."
+            in model_card.render({**card, "training": training}))

@@ -116,6 +116,30 @@ def test_resume_of_an_early_stopped_run_trains_no_further_unless_given_more_pati
     assert logged_epochs()[:3] == ["1", "2", "3"]
 
 
+def test_a_time_budget_ends_training_after_the_last_epoch_that_fits(trained, tmp_path):
+    from dermalens import train
+
+    work, models = tmp_path / "work", tmp_path / "models"
+    # A budget shorter than any epoch: the first epoch always runs (nothing is measured before
+    # it), then the stage ends and ships it.
+    args = ["--data", str(trained / "data"), "--out", str(models), "--name", "tiny",
+            "--work-dir", str(work), "--epochs", "3", "--input-size", "32", "--widths", "8,8,16,16",
+            "--batch-size", "8", "--val-fraction", "0.5", "--time-budget", "0.0001"]
+
+    def logged_epochs():
+        with open(work / "training-log.csv") as handle:
+            return [row["epoch"] for row in csv.DictReader(handle)]
+
+    assert train.main(args) == 0
+    assert logged_epochs() == ["1"]
+    assert json.loads((work / "state.json").read_text())["training_seconds"] > 0
+    card = json.loads((models / "tiny.json").read_text())
+    assert card["training"]["epochs_run"] == 1
+    assert card["training"]["ended_by"].startswith("time budget")
+    assert train.main(args + ["--resume"]) == 0
+    assert logged_epochs() == ["1"]
+
+
 def test_training_distils_from_a_teacher_file(trained, tmp_path):
     from dermalens import train
 
