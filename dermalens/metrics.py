@@ -37,34 +37,35 @@ def balanced_accuracy(matrix: np.ndarray) -> float:
     return float(np.nanmean(recall_per_class(matrix)))
 
 
-def roc_auc(binary_labels, scores) -> float:
-    """Area under the ROC curve via the rank statistic (ties count half); NaN if one class only."""
+def roc_counts(binary_labels, scores) -> tuple[np.ndarray, np.ndarray, int, int]:
+    """(false positive counts, true positive counts, negatives, positives) of the rules "positive
+    if score >= t", for t from above every score (0, 0) down through each distinct score (all
+    positive); tied scores always fall on the same side. The ROC curve, its area and its
+    operating points are all read from these counts."""
     binary_labels = np.asarray(binary_labels, bool)
     scores = np.asarray(scores, float)
-    positives, negatives = binary_labels.sum(), (~binary_labels).sum()
+    order = np.argsort(-scores, kind="mergesort")
+    hits = binary_labels[order]
+    last_of_tied_scores = np.append(np.diff(scores[order]) != 0, True)[:len(scores)]
+    true_positives = np.concatenate([[0], np.cumsum(hits)[last_of_tied_scores]])
+    false_positives = np.concatenate([[0], np.cumsum(~hits)[last_of_tied_scores]])
+    return false_positives, true_positives, int((~binary_labels).sum()), int(binary_labels.sum())
+
+
+def roc_auc(binary_labels, scores) -> float:
+    """Area under the ROC curve (the rank statistic: tied scores count half); NaN if one class only."""
+    false_positives, true_positives, negatives, positives = roc_counts(binary_labels, scores)
     if positives == 0 or negatives == 0:
         return float("nan")
-    order = np.argsort(scores, kind="mergesort")
-    ranks = np.empty(len(scores))
-    sorted_scores = scores[order]
-    # Average ranks over tied scores.
-    start = 0
-    for end in range(1, len(scores) + 1):
-        if end == len(scores) or sorted_scores[end] != sorted_scores[start]:
-            ranks[order[start:end]] = (start + end + 1) / 2.0
-            start = end
-    rank_sum = ranks[binary_labels].sum()
-    return float((rank_sum - positives * (positives + 1) / 2.0) / (positives * negatives))
+    # Trapezoids under the curve, in whole counts (twice the area) so the one division is exact.
+    twice_the_area = np.sum(np.diff(false_positives) * (true_positives[1:] + true_positives[:-1]))
+    return float(twice_the_area / (2 * positives * negatives))
 
 
 def roc_curve(binary_labels, scores) -> tuple[np.ndarray, np.ndarray]:
     """(false positive rates, true positive rates) over every distinct threshold, from (0,0) to (1,1)."""
-    binary_labels = np.asarray(binary_labels, bool)
-    order = np.argsort(-np.asarray(scores, float), kind="mergesort")
-    hits = binary_labels[order]
-    tpr = np.concatenate([[0.0], np.cumsum(hits) / max(1, hits.sum())])
-    fpr = np.concatenate([[0.0], np.cumsum(~hits) / max(1, (~hits).sum())])
-    return fpr, tpr
+    false_positives, true_positives, negatives, positives = roc_counts(binary_labels, scores)
+    return false_positives / max(1, negatives), true_positives / max(1, positives)
 
 
 # Operating points clinicians compare screening tools at (sensitivity at fixed specificity).
@@ -74,15 +75,11 @@ SPECIFICITY_LEVELS = (0.80, 0.90, 0.95)
 def sensitivity_at_specificity(binary_labels, scores, specificity: float) -> float:
     """The highest sensitivity of a rule "positive if score >= t" whose specificity is at least
     `specificity`, over every threshold t (tied scores fall on the same side); NaN if one class only."""
-    binary_labels = np.asarray(binary_labels, bool)
-    scores = np.asarray(scores, float)
-    positives, negatives = np.sort(scores[binary_labels]), np.sort(scores[~binary_labels])
-    if len(positives) == 0 or len(negatives) == 0:
+    false_positives, true_positives, negatives, positives = roc_counts(binary_labels, scores)
+    if positives == 0 or negatives == 0:
         return float("nan")
-    thresholds = np.append(np.unique(scores), np.inf)
-    true_negative_rate = np.searchsorted(negatives, thresholds, side="left") / len(negatives)
-    sensitivity = 1.0 - np.searchsorted(positives, thresholds, side="left") / len(positives)
-    return float(sensitivity[true_negative_rate >= specificity].max())
+    specific_enough = (negatives - false_positives) / negatives >= specificity
+    return float(true_positives[specific_enough].max() / positives)
 
 
 def expected_calibration_error(labels, probabilities, bins: int = 15) -> float:

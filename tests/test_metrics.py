@@ -41,6 +41,25 @@ def test_roc_curve_runs_from_origin_to_corner():
     assert (fpr[0], tpr[0]) == (0, 0) and (fpr[-1], tpr[-1]) == (1, 1)
 
 
+def test_roc_curve_never_splits_tied_scores():
+    # 0.5 is shared by a positive and a negative: one threshold takes both, a diagonal step.
+    fpr, tpr = metrics.roc_curve([1, 0, 1, 0], [0.9, 0.5, 0.5, 0.1])
+    assert list(zip(fpr, tpr)) == [(0, 0), (0, 0.5), (0.5, 1), (1, 1)]
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_auc_is_the_area_under_the_roc_curve_and_the_share_of_correctly_ranked_pairs(seed):
+    rng = np.random.default_rng(seed)
+    truth = rng.random(60) < 0.3
+    scores = rng.integers(0, 8, 60) / 8   # many ties
+    pairs = scores[truth][:, None] - scores[~truth][None, :]
+    by_pairs = ((pairs > 0).sum() + 0.5 * (pairs == 0).sum()) / pairs.size
+    fpr, tpr = metrics.roc_curve(truth, scores)
+    under_curve = np.sum(np.diff(fpr) * (tpr[1:] + tpr[:-1]) / 2)
+    assert metrics.roc_auc(truth, scores) == pytest.approx(by_pairs, abs=1e-12)
+    assert under_curve == pytest.approx(by_pairs, abs=1e-12)
+
+
 def test_ece_by_hand():
     # Two predictions at confidence 0.8 (bin 0.8], one right one wrong: |0.8 - 0.5| = 0.3.
     probabilities = np.array([[0.8, 0.2], [0.8, 0.2]])
