@@ -506,8 +506,9 @@ def fit(args, work_dir, rows, split, canvas, widths):
     def should_stop(state):
         return why_training_ended(state, args.epochs, args.patience, args.time_budget)
 
-    if should_stop(state):
-        print("trains no further:", should_stop(state), flush=True)
+    ended_by = should_stop(state)
+    if ended_by:
+        print("trains no further:", ended_by, flush=True)
     else:
         keeper = epoch_keeper(work_dir, inputs[is_val], meta[is_val], labels[is_val], weights,
                               should_stop, state)
