@@ -40,6 +40,12 @@ def make_dataset(folder, per_class=4):
     return rows
 
 
+def logged_epochs(work_dir):
+    """The epoch numbers in a work dir's training log, in order."""
+    with open(work_dir / "training-log.csv") as handle:
+        return [row["epoch"] for row in csv.DictReader(handle)]
+
+
 @pytest.fixture(scope="session")
 def trained(tmp_path_factory):
     from dermalens import train
@@ -90,8 +96,7 @@ def test_resume_continues_from_the_checkpoint(trained, tmp_path):
             "--work-dir", str(work), "--epochs", "3", "--input-size", "32", "--widths", "8,8,16,16",
             "--batch-size", "8", "--val-fraction", "0.5", "--resume"]
     assert train.main(args) == 0
-    with open(work / "training-log.csv") as handle:
-        assert [row["epoch"] for row in csv.DictReader(handle)] == ["1", "2", "3"]
+    assert logged_epochs(work) == ["1", "2", "3"]
 
 
 def test_resume_of_an_early_stopped_run_trains_no_further_unless_given_more_patience(trained, tmp_path):
@@ -105,15 +110,11 @@ def test_resume_of_an_early_stopped_run_trains_no_further_unless_given_more_pati
             "--work-dir", str(work), "--epochs", "4", "--input-size", "32", "--widths", "8,8,16,16",
             "--batch-size", "8", "--val-fraction", "0.5", "--resume"]
 
-    def logged_epochs():
-        with open(work / "training-log.csv") as handle:
-            return [row["epoch"] for row in csv.DictReader(handle)]
-
     assert train.main(args + ["--patience", "2"]) == 0
-    assert logged_epochs() == ["1", "2"]
+    assert logged_epochs(work) == ["1", "2"]
     assert (tmp_path / "models" / "tiny.keras").exists()
     assert train.main(args + ["--patience", "3"]) == 0
-    assert logged_epochs()[:3] == ["1", "2", "3"]
+    assert logged_epochs(work)[:3] == ["1", "2", "3"]
 
 
 def test_a_time_budget_ends_training_after_the_last_epoch_that_fits(trained, tmp_path):
@@ -126,18 +127,14 @@ def test_a_time_budget_ends_training_after_the_last_epoch_that_fits(trained, tmp
             "--work-dir", str(work), "--epochs", "3", "--input-size", "32", "--widths", "8,8,16,16",
             "--batch-size", "8", "--val-fraction", "0.5", "--time-budget", "0.0001"]
 
-    def logged_epochs():
-        with open(work / "training-log.csv") as handle:
-            return [row["epoch"] for row in csv.DictReader(handle)]
-
     assert train.main(args) == 0
-    assert logged_epochs() == ["1"]
+    assert logged_epochs(work) == ["1"]
     assert json.loads((work / "state.json").read_text())["training_seconds"] > 0
     card = json.loads((models / "tiny.json").read_text())
     assert card["training"]["epochs_run"] == 1
     assert card["training"]["ended_by"].startswith("time budget")
     assert train.main(args + ["--resume"]) == 0
-    assert logged_epochs() == ["1"]
+    assert logged_epochs(work) == ["1"]
 
 
 def test_training_distils_from_a_teacher_file(trained, tmp_path):
