@@ -168,7 +168,9 @@ def render(card: dict) -> str:
                   "a centred circle, as many dermoscopes show a lesion (before 1.1.1 the app analysed "
                   "the plain centre square, and on the tighter circle scored balanced accuracy 0.361 "
                   "with every image declined). The colour copies show how far another "
-                  "white balance (channel gains) or exposure (gain and tone curve) moves the figures.", "",
+                  "white balance (channel gains) or exposure (gain and tone curve) moves the figures, "
+                  "after the app has brought casts and exposures beyond the training copies' range "
+                  "back to its edge (from 1.2.1; see the preprocessing history).", "",
                   "| copies of the validation images | n | balanced accuracy | melanoma recall "
                   "| AUC malignant | ECE | indeterminate |", "|---|---|---|---|---|---|---|"]
         lines += [f"| {row['description']} | {row['n']} | {_fmt(row['balanced_accuracy'])} "
@@ -191,7 +193,9 @@ def render(card: dict) -> str:
               "that the network and its calibration see the kind of image they were fitted on.",
               "- **Colour rendering matters**: the network learnt the colours of HAM10000's dermoscopes. "
               "A different white balance or exposure can change the diagnosis, melanomas most of all "
-              "(see the colour rows under \"Other sizes, crops and colours\", where measured). Use "
+              "(see the colour rows under \"Other sizes, crops and colours\", where measured). The app "
+              "brings a cast or exposure beyond the range of the training copies back to the edge of "
+              "that range, which recovers part of the loss, not all of it. Use "
               "images with the dermoscope's standard colour settings, not re-edited or filtered ones.",
               "- Validation figures come from a held-out split of the same dataset (same centres and "
               "devices); expect lower figures on other populations and devices. The same split also "

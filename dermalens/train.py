@@ -175,7 +175,7 @@ def load_arrays(data_dir: Path, rows: list[dict], size: int, canvas: int):
     metadata = np.zeros((len(rows), preprocessing.METADATA_SIZE), np.float32)
     for index, row in enumerate(tqdm(rows, desc="decoding", unit="img", mininterval=5)):
         rgb = preprocessing.decode_image((data_dir / "images" / f"{row['image_id']}.jpg").read_bytes())
-        canvases[index] = preprocessing.prepare_image(rgb, canvas)
+        canvases[index] = preprocessing.network_square(rgb, canvas)
         inputs[index] = preprocessing.network_input(rgb, size)
         metadata[index] = preprocessing.encode_metadata(row["age"], row["sex"], row["localization"])
     labels = np.array([CLASSES.index(row["dx"]) for row in rows])
