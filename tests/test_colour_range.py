@@ -1,6 +1,7 @@
 """The training colour range: images inside it reach the network untouched; casts and exposure
 beyond it are brought back to its edge, never by more than MAX_COLOUR_GAIN per channel."""
 
+import ast
 from pathlib import Path
 
 import numpy as np
@@ -118,3 +119,32 @@ def test_every_model_card_records_the_colour_range():
     description = preprocessing.describe(160)
     assert f"beyond {preprocessing.COLOUR_RANGE} standard deviations" in description
     assert str(preprocessing.TRAINING_ILLUMINANT_MEAN[:2]) in description
+
+
+def test_the_command_prints_the_constants_of_a_training_split(tmp_path, capsys):
+    from dermalens import colour_range
+    from tests.images import encode
+
+    (tmp_path / "images").mkdir()
+    lines = ["image_id,lesion_id,dx,split"]
+    for index, gains in enumerate([(1.0, 1.0, 1.0), (1.1, 1.0, 0.9), (0.9, 1.0, 1.1), (1.0, 0.9, 1.0)]):
+        (tmp_path / "images" / f"ISIC_{index}.jpg").write_bytes(
+            encode(with_gains(lesion_array(200, 150, seed=index), gains), "JPEG", quality=90))
+        lines.append(f"ISIC_{index},HAM_{index},nv,{'val' if index == 3 else 'train'}")
+    (tmp_path / "split.csv").write_text("\n".join(lines) + "\n")
+
+    assert colour_range.main(["--data", str(tmp_path), "--split", str(tmp_path / "split.csv")]) == 0
+    printed = capsys.readouterr().out
+    assert printed.startswith("# 3 training images\n")
+    values = dict(line.split(" = ") for line in printed.splitlines()[1:])
+    assert set(values) == {"TRAINING_ILLUMINANT_MEAN", "TRAINING_CHROMA_PRECISION", "TRAINING_BRIGHTNESS_SD"}
+    precision = np.array(ast.literal_eval(values["TRAINING_CHROMA_PRECISION"]))
+    assert precision.shape == (2, 2) and np.allclose(precision, precision.T)
+
+
+def test_the_command_refuses_a_missing_split(tmp_path, capsys):
+    from dermalens import colour_range
+
+    with pytest.raises(SystemExit) as exit_info:
+        colour_range.main(["--data", str(tmp_path), "--split", str(tmp_path / "missing.csv")])
+    assert exit_info.value.code == 2 and "--split must be a file" in capsys.readouterr().err
