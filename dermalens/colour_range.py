@@ -43,8 +43,8 @@ def main(argv=None) -> int:
     illuminants = []
     for image_id in image_ids:
         rgb = preprocessing.decode_image((args.data / "images" / f"{image_id}.jpg").read_bytes())
-        illuminants.append(preprocessing.illuminant(
-            preprocessing.analysed_region(preprocessing.match_training_copies(rgb))))
+        # The very region `preprocessing.network_square` estimates its gains on.
+        illuminants.append(preprocessing.illuminant(preprocessing.matched_region(rgb)))
     fitted = fit_colour_range(np.stack(illuminants))
     print(f"# {len(image_ids)} training images")
     print(f"TRAINING_ILLUMINANT_MEAN = {fitted['mean']}")

@@ -214,10 +214,15 @@ def match_training_copies(rgb: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(np.asarray(Image.open(buffer).convert("RGB"), dtype=np.uint8))
 
 
+def matched_region(rgb: np.ndarray) -> np.ndarray:
+    """The pixels the network analyses, before resizing: `rgb` matched to the training copies
+    (`match_training_copies`), then its `analysed_region`."""
+    return analysed_region(match_training_copies(rgb))
+
+
 def prepare_image(rgb: np.ndarray, size: int) -> np.ndarray:
-    """RGB image of any size/aspect -> (size, size, 3) uint8: matched to the training copies
-    (`match_training_copies`), then its `analysed_square`, resized."""
-    return _resized(analysed_region(match_training_copies(rgb)), size)
+    """RGB image of any size/aspect -> (size, size, 3) uint8: its `matched_region`, resized."""
+    return _resized(matched_region(rgb), size)
 
 
 def _resized(square: np.ndarray, size: int) -> np.ndarray:
@@ -296,7 +301,7 @@ def network_square(rgb: np.ndarray, size: int) -> np.ndarray:
     """`prepare_image`, then brought into the training colour range with the gains of the analysed
     region (so a square of any size from one image gets the same gains): the uint8 pixels the
     network sees. The gate judges the image before this correction, as it was taken."""
-    region = analysed_region(match_training_copies(rgb))
+    region = matched_region(rgb)
     return into_colour_range(_resized(region, size), colour_range_gains(region))
 
 
