@@ -210,6 +210,81 @@ def get_owned_analysis(session: Session, owner_id: int, public_id: str) -> Analy
                                                  Analysis.user_id == owner_id))
 
 
+# A comparison fits side by side on one screen (and one printed page) up to this many analyses.
+MAX_COMPARED = 4
+
+
+def parse_comparison_ids(values: list[str]) -> list[str]:
+    """The public ids of a comparison request, in the order given, duplicates dropped.
+
+    :raise InvalidInput: fewer than two or more than MAX_COMPARED distinct ids.
+    """
+    ids = list(dict.fromkeys(value.strip() for value in values if value and value.strip()))
+    if not 2 <= len(ids) <= MAX_COMPARED:
+        raise InvalidInput(f"Select between 2 and {MAX_COMPARED} analyses to compare "
+                           f"({len(ids)} selected).", "ids", status=400)
+    return ids
+
+
+def get_owned_analyses(session: Session, owner_id: int, public_ids: list[str]) -> list[Analysis] | None:
+    """These analyses of this owner, oldest first; None if any of them is not the owner's
+    (or does not exist): a comparison never reveals, nor partly shows, another's records."""
+    analyses = list(session.scalars(
+        select(Analysis).where(Analysis.public_id.in_(public_ids), Analysis.user_id == owner_id)
+        .order_by(Analysis.created_at, Analysis.id)))
+    return analyses if len(analyses) == len(set(public_ids)) else None
+
+
+def other_analyses_of_lesion(session: Session, analysis: Analysis,
+                             limit: int = MAX_COMPARED - 1) -> list[Analysis]:
+    """The owner's other analyses with the same patient and lesion reference, newest first.
+
+    Empty when either reference is missing: without both, "the same lesion" cannot be told.
+    """
+    if not analysis.patient_ref or not analysis.lesion_ref:
+        return []
+    query = (select(Analysis)
+             .where(Analysis.user_id == analysis.user_id, Analysis.id != analysis.id,
+                    Analysis.patient_ref == analysis.patient_ref,
+                    Analysis.lesion_ref == analysis.lesion_ref)
+             .order_by(Analysis.created_at.desc(), Analysis.id.desc()).limit(limit))
+    return list(session.scalars(query))
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """Analyses side by side (oldest first) and what a reader must know before comparing them."""
+
+    analyses: list[Analysis]
+    # Cautions, as sentences: different patients or lesions, different model versions.
+    cautions: list[str]
+    # Change in malignant probability from the first to the last, in percentage points; None
+    # when either is indeterminate (its probabilities are not to be relied on).
+    malignant_change: float | None
+
+
+def compare(analyses: list[Analysis]) -> Comparison:
+    """What the comparison page shows for these analyses (oldest first, as `get_owned_analyses`
+    returns them)."""
+    cautions = []
+    for field, noun in (("patient_ref", "patient"), ("lesion_ref", "lesion")):
+        references = [getattr(analysis, field) for analysis in analyses]
+        if None in references:
+            cautions.append(f"Not every analysis has a {noun} reference: check that they show the "
+                            f"same {noun}.")
+        elif len(set(references)) > 1:
+            cautions.append(f"These analyses have different {noun} references.")
+    versions = sorted({analysis.model_version for analysis in analyses})
+    if len(versions) > 1:
+        cautions.append(f"Made by different model versions ({', '.join(versions)}): a difference "
+                        "may come from the model rather than the lesion.")
+    first, last = analyses[0], analyses[-1]
+    malignant_change = None
+    if "indeterminate" not in (first.risk_category, last.risk_category):
+        malignant_change = 100 * (last.malignant_probability - first.malignant_probability)
+    return Comparison(analyses=analyses, cautions=cautions, malignant_change=malignant_change)
+
+
 def delete_analysis(session: Session, upload_folder: str, analysis: Analysis) -> None:
     """Delete the record, then its files (so a crash in between leaves only orphan files)."""
     files = (analysis.image_file, analysis.heatmap_file)

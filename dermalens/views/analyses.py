@@ -65,7 +65,24 @@ def create():
 def show(public_id: str):
     analysis = owned_analysis_or_404(public_id)
     log_event("analysis_viewed", analysis.public_id)
-    return render_template("analyses/show.html", analysis=analysis)
+    return render_template("analyses/show.html", analysis=analysis,
+                           same_lesion=analysis_service.other_analyses_of_lesion(db.session, analysis))
+
+
+@bp.route("/analyses/compare")
+@login_required
+def compare():
+    """Two to four of the user's analyses side by side, oldest first (`?ids=...&ids=...`)."""
+    try:
+        public_ids = analysis_service.parse_comparison_ids(request.args.getlist("ids"))
+    except analysis_service.InvalidInput as error:
+        return render_template("analyses/compare.html", error=error), 400
+    analyses = analysis_service.get_owned_analyses(db.session, current_user.id, public_ids)
+    if analyses is None:
+        abort(404)
+    for analysis in analyses:
+        log_event("analysis_viewed", analysis.public_id, detail="compared")
+    return render_template("analyses/compare.html", comparison=analysis_service.compare(analyses))
 
 
 @bp.route("/analyses/<public_id>/image")

@@ -26,4 +26,5 @@ def index():
     filter_args = {key: value for key, value in request.args.items() if key != "page" and value}
     return render_template("history/index.html", analyses=analyses, total=total,
                            page=max(1, page), pages=pages, filters=filters,
-                           filter_args=filter_args, error=error), (400 if error else 200)
+                           filter_args=filter_args, error=error,
+                           max_compared=analysis_service.MAX_COMPARED), (400 if error else 200)

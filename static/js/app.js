@@ -57,7 +57,27 @@
     apply();
   }
 
+  // The server refuses a comparison of fewer than 2 or more than max analyses; this only says so
+  // before the request, and keeps count as boxes are ticked.
+  function setUpComparisonForm(form) {
+    var status = form.querySelector("[data-comparison-status]");
+    var max = Number(form.getAttribute("data-max-compared"));
+    function count() { return form.querySelectorAll("[data-comparison-choice]:checked").length; }
+    form.addEventListener("change", function () {
+      var selected = count();
+      status.textContent = selected + " selected" + (selected > max ? " (at most " + max + ")" : "") + ".";
+    });
+    form.addEventListener("submit", function (event) {
+      var selected = count();
+      if (selected < 2 || selected > max) {
+        event.preventDefault();
+        status.textContent = "Select between 2 and " + max + " analyses to compare (" + selected + " selected).";
+      }
+    });
+  }
+
   document.addEventListener("DOMContentLoaded", function () {
+    document.querySelectorAll("[data-comparison-form]").forEach(setUpComparisonForm);
     document.querySelectorAll("[data-busy-form]").forEach(setUpBusyIndicator);
     document.querySelectorAll("[data-drop-zone]").forEach(setUpDropZone);
     document.querySelectorAll("[data-compare]").forEach(setUpCompare);

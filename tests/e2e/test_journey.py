@@ -135,6 +135,22 @@ def test_the_clinician_journey(page):
     expect(page.get_by_role("alert")).to_contain_text("not a JPEG or PNG")
     screenshot(page, "07-invalid-upload")
 
+    # Compare the two side by side, ticked in the history.
+    page.get_by_role("link", name="History", exact=True).click()
+    status = page.locator("[data-comparison-status]")
+    page.get_by_role("button", name="Compare selected").click()
+    expect(status).to_contain_text("Select between 2 and 4 analyses to compare (0 selected).")
+    for box in page.get_by_role("checkbox").all():
+        box.check()
+    expect(status).to_have_text("2 selected.")
+    page.get_by_role("button", name="Compare selected").click()
+    expect(page).to_have_url(re.compile(r"/analyses/compare\?ids="))
+    expect(page.get_by_role("heading", name="Compare analyses")).to_be_visible()
+    expect(page.locator("table.comparison thead th")).to_have_count(2)
+    expect(page.get_by_text("These analyses have different patient references.")).to_be_visible()
+    check_accessibility(page, "comparison")
+    screenshot(page, "07b-compare")
+
     # History with filters, then reopen.
     page.get_by_role("link", name="History", exact=True).click()
     expect(page.locator("table.history tbody tr")).to_have_count(2)

@@ -1,0 +1,188 @@
+"""Comparing analyses: two to four of one's own, side by side, oldest first, with cautions."""
+
+import re
+from datetime import datetime
+
+import pytest
+
+from dermalens import analysis_service
+from dermalens.extensions import db
+from dermalens.records import Analysis, AuditEvent
+from tests.conftest import analysis_id_from, upload
+from tests.images import benign_jpeg, malignant_jpeg
+
+
+def analyse(client, image=None, **fields) -> str:
+    return analysis_id_from(upload(client, image or benign_jpeg(), **fields))
+
+
+def set_created(app, public_id: str, when: datetime) -> None:
+    with app.app_context():
+        db.session.query(Analysis).filter_by(public_id=public_id).one().created_at = when
+        db.session.commit()
+
+
+def compare_url(*ids: str) -> str:
+    return "/analyses/compare?" + "&".join(f"ids={public_id}" for public_id in ids)
+
+
+def column_headings(page: str) -> list[str]:
+    """The analysis ids heading the comparison's columns, left to right."""
+    head = page.split("<thead>", 1)[1].split("</thead>", 1)[0]
+    return re.findall(r'/analyses/([A-Za-z0-9_-]{20,})"', head)
+
+
+@pytest.fixture
+def follow_up(app, logged_in):
+    """One lesion analysed twice: benign-looking in January, melanoma-looking in June (recorded
+    in the other order, so that the oldest-first order cannot come from the row order)."""
+    june = analyse(logged_in, malignant_jpeg(), patient_ref="PT-9", lesion_ref="back-1")
+    january = analyse(logged_in, benign_jpeg(), patient_ref="PT-9", lesion_ref="back-1")
+    set_created(app, january, datetime(2026, 1, 10, 9, 0))
+    set_created(app, june, datetime(2026, 6, 2, 9, 0))
+    return january, june
+
+
+def test_two_analyses_of_one_lesion_are_shown_side_by_side_oldest_first(logged_in, follow_up):
+    january, june = follow_up
+    response = logged_in.get(compare_url(june, january))
+    page = response.get_data(as_text=True)
+    assert response.status_code == 200
+    assert column_headings(page) == [january, june]
+    for public_id in follow_up:
+        assert f"/analyses/{public_id}/image" in page and f"/analyses/{public_id}/heatmap" in page
+    assert "From 2026-01-10 09:00 to 2026-06-02 09:00, the malignant probability went from" in page
+    assert "the risk category went from Monitor to Urgent referral." in page
+    assert "not a measurement of change in the lesion" in page
+    assert 'class="cautions"' not in page  # same patient, same lesion, same model
+
+
+def test_the_change_is_measured_from_the_stored_probabilities(app, logged_in, follow_up):
+    january, june = follow_up
+    page = logged_in.get(compare_url(january, june)).get_data(as_text=True)
+    with app.app_context():
+        first, last = (db.session.query(Analysis).filter_by(public_id=i).one() for i in follow_up)
+        points = 100 * (last.malignant_probability - first.malignant_probability)
+        assert points > 10  # the fake calls the red image melanoma
+        expected = (f"<strong>{first.malignant_probability * 100:.0f}%</strong> to "
+                    f"<strong>{last.malignant_probability * 100:.0f}%</strong>")
+    assert expected in page
+    assert f"({points:+.0f} percentage points)" in page
+
+
+def test_different_patients_lesions_and_model_versions_are_pointed_out(app, logged_in):
+    first = analyse(logged_in, patient_ref="PT-1", lesion_ref="arm")
+    second = analyse(logged_in, patient_ref="PT-2")
+    with app.app_context():
+        db.session.query(Analysis).filter_by(public_id=second).one().model_version = "0.9"
+        db.session.commit()
+    page = logged_in.get(compare_url(first, second)).get_data(as_text=True)
+    assert "These analyses have different patient references." in page
+    assert "Not every analysis has a lesion reference" in page
+    assert "Made by different model versions (0.0-test, 0.9)" in page
+
+
+def test_an_indeterminate_end_gives_no_change_in_probability(app, logged_in, follow_up):
+    january, june = follow_up
+    with app.app_context():
+        db.session.query(Analysis).filter_by(public_id=june).one().risk_category = "indeterminate"
+        db.session.commit()
+    page = logged_in.get(compare_url(january, june)).get_data(as_text=True)
+    assert "no change in probability is given" in page and "percentage points" not in page
+    assert "(unreliable)" in page
+
+
+def test_up_to_four_analyses_are_compared_in_the_order_they_were_made(app, logged_in):
+    ids = [analyse(logged_in, patient_ref="PT-4") for _ in range(4)]
+    # Dated in an order unrelated to the rows' or the ids' order.
+    for public_id, month in zip(ids, (5, 2, 11, 8)):
+        set_created(app, public_id, datetime(2026, month, 1))
+    page = logged_in.get(compare_url(*ids)).get_data(as_text=True)
+    assert column_headings(page) == [ids[1], ids[0], ids[3], ids[2]]
+    assert "the risk category stayed Monitor." in page  # the fake finds all four benign
+
+
+@pytest.mark.parametrize("count", [0, 1, 5])
+def test_fewer_than_two_or_more_than_four_is_a_clear_error(logged_in, count):
+    ids = [analyse(logged_in) for _ in range(count)]
+    response = logged_in.get(compare_url(*ids))
+    page = response.get_data(as_text=True)
+    assert response.status_code == 400
+    assert f"Select between 2 and 4 analyses to compare ({count} selected)." in page
+    assert "Back to history" in page
+
+
+def test_the_same_analysis_twice_is_one_analysis(logged_in, analysis_id):
+    response = logged_in.get(compare_url(analysis_id, analysis_id))
+    assert response.status_code == 400
+    assert "(1 selected)" in response.get_data(as_text=True)
+
+
+def test_another_clinicians_analysis_makes_the_whole_comparison_404(app, client, auth, analysis_id):
+    auth.logout()
+    auth.register("mallory")
+    own = analyse(client)
+    response = client.get(compare_url(own, analysis_id))
+    assert response.status_code == 404
+    assert analysis_id not in response.get_data(as_text=True)
+
+
+def test_an_unknown_id_is_404(logged_in, analysis_id):
+    assert logged_in.get(compare_url(analysis_id, "x" * 22)).status_code == 404
+
+
+def test_anonymous_users_are_sent_to_sign_in(client):
+    response = client.get(compare_url("a" * 22, "b" * 22))
+    assert response.status_code == 302 and "/login" in response.headers["Location"]
+
+
+def test_each_compared_analysis_is_audited_as_viewed(app, logged_in, follow_up):
+    logged_in.get(compare_url(*follow_up))
+    with app.app_context():
+        events = db.session.query(AuditEvent).filter_by(action="analysis_viewed", detail="compared").all()
+        assert sorted(event.record_id for event in events) == sorted(follow_up)
+
+
+def test_history_offers_to_compare_the_ticked_analyses(logged_in, follow_up):
+    page = logged_in.get("/history").get_data(as_text=True)
+    assert 'action="/analyses/compare"' in page and "Compare selected" in page
+    for public_id in follow_up:
+        assert f'name="ids" value="{public_id}"' in page
+
+
+def test_a_result_links_to_the_other_analyses_of_its_lesion(logged_in, follow_up):
+    january, june = follow_up
+    page = logged_in.get(f"/analyses/{june}").get_data(as_text=True)
+    assert "Other analyses of this lesion" in page
+    assert f"/analyses/compare?ids={june}&amp;ids={january}" in page
+
+
+def test_a_result_without_both_references_lists_no_other_analyses(logged_in):
+    first = analyse(logged_in, patient_ref="PT-5")
+    analyse(logged_in, patient_ref="PT-5")
+    page = logged_in.get(f"/analyses/{first}").get_data(as_text=True)
+    assert "Other analyses of this lesion" not in page
+
+
+def test_other_analyses_of_a_lesion_are_the_owners_only(app, client, auth, follow_up):
+    auth.logout()
+    auth.register("bob")
+    bobs = analyse(client, patient_ref="PT-9", lesion_ref="back-1")
+    page = client.get(f"/analyses/{bobs}").get_data(as_text=True)
+    assert "Other analyses of this lesion" not in page
+    assert not any(public_id in page for public_id in follow_up)
+
+
+@pytest.mark.parametrize("values, expected", [
+    (["a", " b ", "a", ""], ["a", "b"]),
+    (["a", "b", "c", "d"], ["a", "b", "c", "d"]),
+])
+def test_comparison_ids_keep_their_order_without_duplicates_or_blanks(values, expected):
+    assert analysis_service.parse_comparison_ids(values) == expected
+
+
+@pytest.mark.parametrize("values", [[], ["a"], ["a", "a"], ["a", "b", "c", "d", "e"]])
+def test_comparison_ids_out_of_range_are_refused(values):
+    with pytest.raises(analysis_service.InvalidInput) as refused:
+        analysis_service.parse_comparison_ids(values)
+    assert refused.value.field == "ids" and refused.value.status == 400
