@@ -110,11 +110,13 @@ def decode_for_analysis(image: bytes):
 
 @dataclass(frozen=True)
 class Assessment:
-    """The decision for one image: prediction, risk category and any indeterminate reasons."""
+    """The decision for one image: prediction, risk category, any indeterminate reasons, and
+    notices that leave the answer standing (`gate.colour_notices`)."""
 
     prediction: Prediction
     risk_category: str
     indeterminate_reasons: list[str]
+    notices: list[str]
 
 
 def assess_image(classifier: Classifier, rgb, age: int | None = None, sex: str | None = None,
@@ -129,7 +131,7 @@ def assess_image(classifier: Classifier, rgb, age: int | None = None, sex: str |
     with timing.stage("gate"):
         reasons = indeterminate_reasons(classifier, rgb, prediction)
     risk_category = assess_risk(prediction.probabilities, classifier.info.thresholds, reasons)
-    return Assessment(prediction, risk_category, reasons)
+    return Assessment(prediction, risk_category, reasons, gate.colour_notices(prediction.colour_gains))
 
 
 def indeterminate_reasons(classifier: Classifier, rgb, prediction: Prediction) -> list[str]:
@@ -190,6 +192,7 @@ def _create_analysis(session, classifier, upload_folder, owner_id, request) -> A
             malignant_probability=prediction.malignant_probability,
             risk_category=assessment.risk_category,
             indeterminate_reasons_json=json.dumps(assessment.indeterminate_reasons),
+            notices_json=json.dumps(assessment.notices),
             heatmap_class=prediction.heatmap_class,
             model_name=classifier.info.name, model_version=classifier.info.version,
             model_sha256=classifier.info.sha256,

@@ -1,7 +1,9 @@
 """SQLite connection settings and schema creation."""
 
-from sqlalchemy import event, text
+from sqlalchemy import event, inspect, text
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.schema import CreateColumn
 
 from dermalens.extensions import db
 
@@ -33,11 +35,46 @@ _AUDIT_TRIGGERS = (
 
 
 def create_schema() -> None:
-    """Create missing tables, indexes and triggers (idempotent)."""
+    """Create missing tables, columns, indexes and triggers (idempotent)."""
     from dermalens import records  # noqa: F401  (registers the tables)
 
     db.create_all()
+    add_missing_columns()
     if db.engine.dialect.name == "sqlite":
         with db.engine.begin() as connection:
             for statement in _AUDIT_TRIGGERS:
                 connection.execute(text(statement))
+
+
+def add_missing_columns() -> list[str]:
+    """Add the columns a newer DermaLens gave existing tables (an upgrade keeps its database).
+
+    `create_all` creates missing tables only. Every column added to a table after its first
+    release must therefore be nullable or have a server default, so rows recorded before fill it.
+    Safe when several workers start at once: a column another one just added is left alone.
+
+    :return: the columns added, as "table.column".
+    :raise RuntimeError: a missing column that old rows could not fill.
+    """
+    inspector = inspect(db.engine)
+    added = []
+    for table in db.metadata.sorted_tables:
+        if not inspector.has_table(table.name):
+            continue
+        existing = {column["name"] for column in inspector.get_columns(table.name)}
+        for column in table.columns:
+            if column.name in existing:
+                continue
+            if not column.nullable and column.server_default is None:
+                raise RuntimeError(f"Cannot add {table.name}.{column.name} to an existing database: "
+                                   "it is NOT NULL without a server default.")
+            definition = CreateColumn(column).compile(dialect=db.engine.dialect)
+            try:
+                with db.engine.begin() as connection:
+                    connection.execute(text(f"ALTER TABLE {table.name} ADD COLUMN {definition}"))
+            except OperationalError as error:
+                if "duplicate column" not in str(error):
+                    raise
+                continue  # another worker was first
+            added.append(f"{table.name}.{column.name}")
+    return added

@@ -172,3 +172,40 @@ def confidence_reasons(probabilities: dict[str, float], min_confidence: float) -
     if top < min_confidence:
         return [REASONS["low_confidence"].format(confidence=min_confidence, top=top)]
     return []
+
+
+# Below this change in every channel a colour correction is not worth the clinician's attention:
+# it is within how the training images' own rendering varies (HAM10000: 3.4% of the validation
+# images get a notice, 15% are corrected at all).
+NOTICEABLE_COLOUR_CHANGE = 0.05
+# A correction whose channels differ from their mean by less than this (in log gain) changed
+# the exposure only; one whose mean is this close to 0 changed the white balance only.
+_ONE_SIDED = 0.02
+
+
+def colour_notices(colour_gains) -> list[str]:
+    """A sentence for the clinician when the network saw the image's colours adjusted by more
+    than NOTICEABLE_COLOUR_CHANGE in some channel (`Prediction.colour_gains`); else none.
+
+    A notice, not an indeterminate reason. The model card shows images under a colour cast or
+    underexposed are assessed less well as a group (what the notice tells), but the notice does
+    not single out the worse ones: within each recoloured copy of the validation split, images
+    with a notice were about as often right as those without (README, "The model").
+    """
+    if colour_gains is None:
+        return []
+    gains = np.asarray(colour_gains, dtype=np.float64)
+    change = float(np.max(np.abs(gains - 1.0)))
+    if change <= NOTICEABLE_COLOUR_CHANGE:
+        return []
+    log_gains = np.log(gains)
+    exposure = float(log_gains.mean())
+    if float(np.max(np.abs(log_gains - exposure))) < _ONE_SIDED:
+        finding = f"the image is {'darker' if exposure > 0 else 'brighter'} than almost all training images"
+    elif abs(exposure) < _ONE_SIDED:
+        finding = "its white balance (colour cast) is outside the training images' range"
+    else:
+        finding = "its white balance and exposure are outside the training images' range"
+    return [f"Colours adjusted before analysis: {finding} (channels scaled by up to {change:.0%}). "
+            "The model is less accurate on such images; retake at standard dermoscope settings if "
+            "you can."]

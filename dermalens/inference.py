@@ -54,6 +54,10 @@ class Prediction:
     heatmap_class: str
     # The network's pooled features (for the scope gate); None for classifiers without one.
     embedding: np.ndarray | None = None
+    # The (R, G, B) gains that brought the image into the training colour range before the
+    # network saw it (`preprocessing.corrected_square`; all 1 when none were needed); None for
+    # classifiers that do not correct colours.
+    colour_gains: tuple[float, float, float] | None = None
 
     @property
     def top_class(self) -> str:
@@ -215,7 +219,8 @@ class KerasClassifier:
 
     def analyse(self, rgb, age=None, sex=None, site=None, explain: bool = True) -> Prediction:
         with timing.stage("preprocess"):
-            image = preprocessing.network_input(rgb, self.info.input_size)[None]
+            square, gains = preprocessing.corrected_square(rgb, self.info.input_size)
+            image = preprocessing.normalise(square)[None]
             metadata = preprocessing.encode_metadata(age, sex, site)[None]
         with timing.stage("network"):
             logits, embeddings, feature_maps = self.runner.with_feature_maps(image, metadata)
@@ -228,6 +233,7 @@ class KerasClassifier:
             heatmap=heatmap,
             heatmap_class=CLASSES[top_index],
             embedding=embeddings[0],
+            colour_gains=tuple(float(gain) for gain in gains),
         )
 
     def _heatmap(self, feature_maps, metadata, class_index: int) -> np.ndarray:

@@ -28,7 +28,7 @@ def openapi_document() -> dict:
         "type": "object",
         "required": ["id", "created_at", "inputs", "probabilities", "top_class",
                      "malignant_probability", "risk", "indeterminate", "indeterminate_reasons",
-                     "model", "urls"],
+                     "notices", "model", "urls"],
         "properties": {
             "id": {"type": "string"},
             "created_at": {"type": "string", "format": "date-time"},
@@ -42,6 +42,9 @@ def openapi_document() -> dict:
                 "label": {"type": "string"}, "action": {"type": "string"}}},
             "indeterminate": {"type": "boolean"},
             "indeterminate_reasons": {"type": "array", "items": {"type": "string"}},
+            "notices": {"type": "array", "items": {"type": "string"}, "description":
+                        "Cautions that leave the answer standing, e.g. colours adjusted before "
+                        "analysis."},
             "heatmap_class": {"type": "string"},
             "image_size": {"type": "object"},
             "model": {"type": "object", "properties": {

@@ -54,6 +54,7 @@ class ReportData:
     risk_label: str
     risk_action: str
     indeterminate_reasons: list[str]
+    notices: list[str]
     model_name: str
     model_version: str
     model_sha256: str
@@ -88,12 +89,17 @@ def build_report(data: ReportData, paper: str = "a4") -> bytes:
         Spacer(1, 2 * mm),
         Paragraph("Result", styles["heading"]),
     ]
+    # Quality and uncertainty flags share one box: each box costs a typical report room it
+    # does not have (it must stay on one A4 sheet).
+    flags = []
     if data.indeterminate_reasons:
         # The reasons are sentences (gate.REASONS); end each with one full stop.
         reasons = " ".join(escape(reason.rstrip(". ")) + "." for reason in data.indeterminate_reasons)
-        story += [Paragraph(f"<b>INDETERMINATE</b> - {reasons} The probabilities below are "
-                            "not reliable for this image.", styles["warning"]),
-                  Spacer(1, WARNING_GAP)]
+        flags.append(f"<b>INDETERMINATE</b> - {reasons} The probabilities below are not reliable "
+                     "for this image.")
+    flags += [f"<b>NOTE</b> - {escape(notice)}" for notice in data.notices]
+    if flags:
+        story += [Paragraph("<br/>".join(flags), styles["warning"]), Spacer(1, WARNING_GAP)]
     story.append(_table([
         ["Risk category", data.risk_label],
         ["Recommended action", data.risk_action],

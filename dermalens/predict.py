@@ -48,6 +48,7 @@ def main(argv=None) -> int:
         "risk": {"category": risk.code, "label": risk.label, "action": risk.action},
         "indeterminate": bool(assessment.indeterminate_reasons),
         "indeterminate_reasons": assessment.indeterminate_reasons,
+        "notices": assessment.notices,
         "model": {"name": classifier.info.name, "version": classifier.info.version,
                   "sha256": classifier.info.sha256},
         "disclaimer": "Decision support for qualified clinicians; not a diagnosis.",

@@ -297,12 +297,19 @@ def into_colour_range(rgb: np.ndarray, gains: np.ndarray) -> np.ndarray:
     return np.clip(rgb.astype(np.float32) * gains.astype(np.float32), 0, 255).round().astype(np.uint8)
 
 
+def corrected_square(rgb: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """(`network_square`, the gains it was corrected with): for a caller that reports the
+    correction (the classifier tells the clinician when colours were adjusted)."""
+    region = matched_region(rgb)
+    gains = colour_range_gains(region)
+    return into_colour_range(_resized(region, size), gains), gains
+
+
 def network_square(rgb: np.ndarray, size: int) -> np.ndarray:
     """`prepare_image`, then brought into the training colour range with the gains of the analysed
     region (so a square of any size from one image gets the same gains): the uint8 pixels the
     network sees. The gate judges the image before this correction, as it was taken."""
-    region = matched_region(rgb)
-    return into_colour_range(_resized(region, size), colour_range_gains(region))
+    return corrected_square(rgb, size)[0]
 
 
 def normalise(prepared: np.ndarray) -> np.ndarray:

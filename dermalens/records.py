@@ -77,6 +77,9 @@ class Analysis(db.Model):
     malignant_probability: Mapped[float]
     risk_category: Mapped[str] = mapped_column(String(16))
     indeterminate_reasons_json: Mapped[str] = mapped_column(Text, default="[]")
+    # Cautions that leave the answer standing (colours adjusted before analysis), as sentences.
+    # The server default fills rows recorded before the column existed (`database.add_missing_columns`).
+    notices_json: Mapped[str] = mapped_column(Text, default="[]", server_default="[]")
     heatmap_class: Mapped[str] = mapped_column(String(8))
 
     model_name: Mapped[str] = mapped_column(String(64))
@@ -98,6 +101,10 @@ class Analysis(db.Model):
     @property
     def indeterminate_reasons(self) -> list[str]:
         return json.loads(self.indeterminate_reasons_json)
+
+    @property
+    def notices(self) -> list[str]:
+        return json.loads(self.notices_json)
 
 
 class ApiToken(db.Model):

@@ -28,6 +28,7 @@ def report_data(analysis: Analysis, clinician: str, upload_folder: str) -> pdf_r
         risk_label=risk.label,
         risk_action=risk.action,
         indeterminate_reasons=analysis.indeterminate_reasons,
+        notices=analysis.notices,
         model_name=analysis.model_name,
         model_version=analysis.model_version,
         model_sha256=analysis.model_sha256,

@@ -6,6 +6,7 @@ checkable results.
 
 import numpy as np
 
+from dermalens import preprocessing
 from dermalens.inference import ModelInfo, Prediction
 from dermalens.lesions import CLASSES
 
@@ -51,5 +52,8 @@ class FakeClassifier:
         grid = np.linspace(-1, 1, self.info.input_size)
         heatmap = np.exp(-(grid[None] ** 2 + grid[:, None] ** 2) * 3).astype(np.float32)
         top = CLASSES[int(np.argmax(probabilities))]
+        # The real colour correction's gains, so notices can be tested end to end.
+        gains = preprocessing.corrected_square(rgb, self.info.input_size)[1]
         return Prediction(probabilities={c: float(p) for c, p in zip(CLASSES, probabilities)},
-                          heatmap=heatmap if explain else None, heatmap_class=top)
+                          heatmap=heatmap if explain else None, heatmap_class=top,
+                          colour_gains=tuple(float(gain) for gain in gains))

@@ -5,7 +5,7 @@ import io
 import pytest
 from pypdf import PdfReader
 
-from dermalens import pdf_report
+from dermalens import gate, pdf_report
 from tests.conftest import upload
 from tests.images import encode, lesion_array, lesion_jpeg
 
@@ -55,7 +55,7 @@ def report_data(**changes) -> pdf_report.ReportData:
         ranked_classes=[("nv", "Melanocytic nevus", 0.5), ("mel", "Melanoma", 0.3),
                         ("bkl", "Benign keratosis-like lesion", 0.1)],
         malignant_probability=0.35, risk_label="Monitor", risk_action="Monitor",
-        indeterminate_reasons=[], model_name="m", model_version="1", model_sha256="0" * 64)
+        indeterminate_reasons=[], notices=[], model_name="m", model_version="1", model_sha256="0" * 64)
     return pdf_report.ReportData(**{**fields, **changes})
 
 
@@ -68,9 +68,19 @@ def test_indeterminate_report_says_so_in_whole_sentences():
     assert "not reliable" in text and ".." not in text
 
 
-def test_a_typical_report_fits_on_one_a4_page():
-    # A short note and a reason to retake: still one sheet to file.
-    data = report_data(indeterminate_reasons=["The image is too blurred to assess. Retake it in focus."])
+def test_notices_are_printed_beside_the_result():
+    notice = "Colours adjusted before analysis: <the image> is darker & so on."
+    text = " ".join(pdf_text(pdf_report.build_report(report_data(notices=[notice]))).split())
+    assert "NOTE - " + notice in text and "INDETERMINATE" not in text
+
+
+@pytest.mark.parametrize("flags", [
+    {"indeterminate_reasons": ["The image is too blurred to assess. Retake it in focus."]},
+    {"notices": gate.colour_notices((1.5, 1.3, 1.1))},
+])
+def test_a_typical_report_fits_on_one_a4_page(flags):
+    # A short note and a reason to retake, or a colour notice: still one sheet to file.
+    data = report_data(**flags)
     assert len(PdfReader(io.BytesIO(pdf_report.build_report(data, "a4"))).pages) == 1
 
 

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from dermalens import analysis_service, gate
+from dermalens import analysis_service, gate, preprocessing
 from dermalens.config import DEFAULT_MODEL_CARD
 from dermalens.lesions import CLASSES
 from tests.conftest import analysis_id_from, make_app, upload
@@ -64,6 +64,15 @@ def test_heatmap_is_finite_and_covers_the_input(classifier):
     size = classifier.info.input_size
     assert prediction.heatmap.shape == (size, size)
     assert np.isfinite(prediction.heatmap).all() and prediction.heatmap.max() <= 1.0
+
+
+def test_the_colour_correction_it_applied_is_reported(classifier):
+    rgb = fixture_rgb(fixture_rows()[0]["image_id"])
+    assert classifier.analyse(rgb, explain=False).colour_gains == (1.0, 1.0, 1.0)
+    cast = np.clip(rgb * np.array([0.7, 1.0, 1.35]), 0, 255).astype(np.uint8)
+    gains = classifier.analyse(cast, explain=False).colour_gains
+    expected = preprocessing.corrected_square(cast, classifier.info.input_size)[1]
+    assert gains == pytest.approx(tuple(expected)) and gate.colour_notices(gains)
 
 
 def test_the_card_thresholds_are_the_ones_in_use(classifier):

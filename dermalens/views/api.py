@@ -69,6 +69,7 @@ def analysis_json(analysis: Analysis) -> dict:
         "risk": {"category": risk.code, "label": risk.label, "action": risk.action},
         "indeterminate": analysis.risk_category == "indeterminate",
         "indeterminate_reasons": analysis.indeterminate_reasons,
+        "notices": analysis.notices,
         "heatmap_class": analysis.heatmap_class,
         "image_size": {"width": analysis.image_width, "height": analysis.image_height},
         "model": {"name": analysis.model_name, "version": analysis.model_version,

@@ -1,6 +1,7 @@
 """The whole clinician journey in a real browser, with accessibility checks and screenshots."""
 
 import base64
+import io
 import re
 import subprocess
 from pathlib import Path
@@ -14,6 +15,17 @@ FIXTURES = ROOT / "tests" / "fixtures"
 LESION = FIXTURES / "ISIC_0025964.jpg"
 SECOND_LESION = FIXTURES / "ISIC_0024698.jpg"
 PASSWORD = "a long clinical passphrase"
+
+
+def blue_cast_jpeg(path: Path) -> bytes:
+    """The image as a dermoscope with a far too cool white balance would have taken it."""
+    from PIL import Image
+
+    rgb = np.asarray(Image.open(path).convert("RGB"), dtype=np.float64)
+    cast = np.clip(rgb * [0.7, 1.0, 1.35], 0, 255).astype(np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(cast).save(buffer, "JPEG", quality=95)
+    return buffer.getvalue()
 
 
 def register(page, username):
@@ -113,9 +125,9 @@ def test_the_clinician_journey(page):
     pixels = np.asarray(Image.open(rendered).convert("L"))
     assert pixels.std() > 10 and (pixels < 128).mean() > 0.01  # text and images, not a blank page
 
-    # Second analysis by drag and drop.
+    # Second analysis by drag and drop, of an image taken under a blue light.
     page.get_by_role("link", name="New analysis", exact=True).click()
-    data = base64.b64encode(SECOND_LESION.read_bytes()).decode()
+    data = base64.b64encode(blue_cast_jpeg(SECOND_LESION)).decode()
     transfer = page.evaluate_handle(
         """data => { const bytes = Uint8Array.from(atob(data), c => c.charCodeAt(0));
                       const transfer = new DataTransfer();
@@ -126,6 +138,8 @@ def test_the_clinician_journey(page):
     page.get_by_label("Patient reference").fill("PT-E2E-2")
     analyse_with_busy_indicator(page)
     expect(page.get_by_text("dropped.jpg")).to_be_visible()
+    expect(page.locator(".notices")).to_contain_text("Colours adjusted before analysis")
+    screenshot(page, "06b-result-with-notice")
 
     # An invalid file gives an inline error and stores nothing.
     page.get_by_role("link", name="New analysis", exact=True).click()

@@ -1,0 +1,114 @@
+"""Notices: when the network saw an image's colours adjusted, the clinician is told so, beside an
+answer that stands, on screen, in the PDF, in the API and in the history's comparison."""
+
+import io
+import sqlite3
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from dermalens import gate, preprocessing
+from dermalens.database import add_missing_columns
+from dermalens.extensions import db
+from dermalens.records import Analysis
+from tests.conftest import PASSWORD, analysis_id_from, make_app, token_for, upload
+from tests.test_colour_range import with_gains
+from tests.test_reports import pdf_text
+
+FIXTURE = Path(__file__).parent / "fixtures" / "ISIC_0024698.jpg"
+NOTICE_START = "Colours adjusted before analysis"
+
+
+def fixture_rgb() -> np.ndarray:
+    return np.asarray(Image.open(FIXTURE).convert("RGB"))
+
+
+def jpeg(rgb: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(rgb).save(buffer, "JPEG", quality=95)
+    return buffer.getvalue()
+
+
+def cool_cast(rgb: np.ndarray) -> np.ndarray:
+    """The image under a strongly blue light (a white balance no training image has)."""
+    return with_gains(rgb, (0.7, 1.0, 1.35))
+
+
+@pytest.mark.parametrize("gains", [None, (1.0, 1.0, 1.0), (1.04, 1.0, 0.96), (0.951, 0.951, 0.951)])
+def test_no_notice_for_no_or_small_corrections(gains):
+    assert gate.colour_notices(gains) == []
+
+
+@pytest.mark.parametrize("gains, finding, change", [
+    ((1.3, 1.3, 1.3), "the image is darker than almost all training images", "30%"),
+    ((0.8, 0.8, 0.8), "the image is brighter than almost all training images", "20%"),
+    ((0.85, 1.0, 1.18), "its white balance (colour cast) is outside the training images' range", "18%"),
+    ((1.5, 1.3, 1.1), "its white balance and exposure are outside the training images' range", "50%"),
+])
+def test_a_notice_says_what_was_adjusted_and_by_how_much(gains, finding, change):
+    [notice] = gate.colour_notices(gains)
+    assert notice.startswith(NOTICE_START) and finding in notice
+    assert f"(channels scaled by up to {change})" in notice and "retake at standard dermoscope settings" in notice
+
+
+def test_a_real_dermoscopic_image_gets_no_notice_but_a_colour_cast_does():
+    rgb = fixture_rgb()
+    assert gate.colour_notices(preprocessing.corrected_square(rgb, 160)[1]) == []
+    assert gate.colour_notices(preprocessing.corrected_square(cool_cast(rgb), 160)[1])
+
+
+def test_the_notice_is_shown_with_the_answer_and_kept(app, logged_in):
+    public_id = analysis_id_from(upload(logged_in, jpeg(cool_cast(fixture_rgb()))))
+    page = logged_in.get(f"/analyses/{public_id}").get_data(as_text=True)
+    assert NOTICE_START in page and 'class="notices"' in page
+    with app.app_context():
+        analysis = db.session.query(Analysis).filter_by(public_id=public_id).one()
+        assert analysis.risk_category != "indeterminate"  # a notice leaves the answer standing
+        assert analysis.notices[0].startswith(NOTICE_START)
+    report = " ".join(pdf_text(logged_in.get(f"/analyses/{public_id}/report.pdf").data).split())
+    assert "NOTE - " + NOTICE_START in report
+
+
+def test_an_image_in_typical_light_has_no_notice(app, logged_in):
+    public_id = analysis_id_from(upload(logged_in, FIXTURE.read_bytes()))
+    page = logged_in.get(f"/analyses/{public_id}").get_data(as_text=True)
+    assert NOTICE_START not in page
+    assert NOTICE_START not in pdf_text(logged_in.get(f"/analyses/{public_id}/report.pdf").data)
+
+
+def test_the_api_lists_notices(app, client, auth):
+    auth.register()
+    headers = {"Authorization": f"Bearer {token_for(app, 'alice')}"}
+    for image, expected in ((FIXTURE.read_bytes(), 0), (jpeg(cool_cast(fixture_rgb())), 1)):
+        response = client.post("/api/v1/analyses", headers=headers,
+                               data={"image": (io.BytesIO(image), "lesion.jpg")},
+                               content_type="multipart/form-data")
+        assert response.status_code == 201
+        assert len(response.json["notices"]) == expected
+        assert client.get(response.json["urls"]["self"], headers=headers).json["notices"] == response.json["notices"]
+
+
+def test_a_database_from_before_notices_is_upgraded_in_place(tmp_path):
+    app = make_app(tmp_path)
+    with app.test_client() as client:
+        client.post("/register", data={"username": "alice", "password": PASSWORD, "confirm": PASSWORD})
+        public_id = analysis_id_from(upload(client, FIXTURE.read_bytes()))
+    with sqlite3.connect(tmp_path / "test.sqlite") as connection:  # as version 1.2.1 left it
+        connection.execute("ALTER TABLE analyses DROP COLUMN notices_json")
+    upgraded = make_app(tmp_path)
+    with sqlite3.connect(tmp_path / "test.sqlite") as connection:
+        columns = [row[1] for row in connection.execute("PRAGMA table_info(analyses)")]
+    assert "notices_json" in columns
+    with upgraded.test_client() as client:
+        client.post("/login", data={"username": "alice", "password": PASSWORD})
+        response = client.get(f"/analyses/{public_id}")
+        assert response.status_code == 200 and NOTICE_START not in response.get_data(as_text=True)
+    with upgraded.app_context():
+        assert db.session.query(Analysis).filter_by(public_id=public_id).one().notices == []
+        assert add_missing_columns() == []  # a second start (or worker) finds nothing to add
+        db.session.remove()
+        with sqlite3.connect(tmp_path / "test.sqlite") as connection:
+            connection.execute("ALTER TABLE analyses DROP COLUMN notices_json")
+        assert add_missing_columns() == ["analyses.notices_json"]
