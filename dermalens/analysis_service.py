@@ -240,7 +240,8 @@ def get_owned_analyses(session: Session, owner_id: int, public_ids: list[str]) -
 
 def other_analyses_of_lesion(session: Session, analysis: Analysis,
                              limit: int = MAX_COMPARED - 1) -> list[Analysis]:
-    """The owner's other analyses with the same patient and lesion reference, newest first.
+    """The owner's other analyses with the same patient and lesion reference (ignoring case),
+    newest first.
 
     Empty when either reference is missing: without both, "the same lesion" cannot be told.
     """
@@ -248,8 +249,8 @@ def other_analyses_of_lesion(session: Session, analysis: Analysis,
         return []
     query = (select(Analysis)
              .where(Analysis.user_id == analysis.user_id, Analysis.id != analysis.id,
-                    Analysis.patient_ref == analysis.patient_ref,
-                    Analysis.lesion_ref == analysis.lesion_ref)
+                    func.lower(Analysis.patient_ref) == analysis.patient_ref.lower(),
+                    func.lower(Analysis.lesion_ref) == analysis.lesion_ref.lower())
              .order_by(Analysis.created_at.desc(), Analysis.id.desc()).limit(limit))
     return list(session.scalars(query))
 
@@ -271,8 +272,8 @@ def compare(analyses: list[Analysis]) -> Comparison:
     returns them)."""
     cautions = []
     for field, noun in (("patient_ref", "patient"), ("lesion_ref", "lesion")):
-        references = [getattr(analysis, field) for analysis in analyses]
-        if None in references:
+        references = [(getattr(analysis, field) or "").lower() for analysis in analyses]
+        if "" in references:
             cautions.append(f"Not every analysis has a {noun} reference: check that they show the "
                             f"same {noun}.")
         elif len(set(references)) > 1:
@@ -299,6 +300,7 @@ def delete_analysis(session: Session, upload_folder: str, analysis: Analysis) ->
 @dataclass(frozen=True)
 class HistoryFilters:
     patient_ref: str | None = None
+    lesion_ref: str | None = None
     risk_category: str | None = None
     date_from: date | None = None
     date_to: date | None = None
@@ -314,6 +316,7 @@ def parse_history_filters(args: Mapping[str, str]) -> HistoryFilters:
         raise InvalidInput("Unknown risk category.", "risk")
     return HistoryFilters(
         patient_ref=clean_text(args.get("patient_ref"), MAX_REF_LENGTH, "patient_ref"),
+        lesion_ref=clean_text(args.get("lesion_ref"), MAX_REF_LENGTH, "lesion_ref"),
         risk_category=risk,
         date_from=_parse_date(args.get("date_from"), "date_from"),
         date_to=_parse_date(args.get("date_to"), "date_to"),
@@ -341,6 +344,9 @@ def list_analyses(session: Session, owner_id: int, filters: HistoryFilters, page
     if filters.patient_ref:
         escaped = filters.patient_ref.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
         query = query.where(Analysis.patient_ref.ilike(f"{escaped}%", escape="\\"))
+    if filters.lesion_ref:
+        # Exact (ignoring case): "arm" must not also list "arm-2", another lesion.
+        query = query.where(func.lower(Analysis.lesion_ref) == filters.lesion_ref.lower())
     if filters.risk_category:
         query = query.where(Analysis.risk_category == filters.risk_category)
     if filters.date_from:

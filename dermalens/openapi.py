@@ -61,6 +61,9 @@ def openapi_document() -> dict:
          "description": "Clamped to 100."},
         {"name": "patient_ref", "in": "query", "schema": {"type": "string"},
          "description": "Case-insensitive prefix match."},
+        {"name": "lesion_ref", "in": "query", "schema": {"type": "string"},
+         "description": "Case-insensitive exact match, so that one lesion's reference does not also "
+                        "match others that begin with it."},
         {"name": "risk", "in": "query", "schema": {"type": "string", "enum": list(RISK_CATEGORIES)}},
         {"name": "date_from", "in": "query", "schema": {"type": "string", "format": "date"}},
         {"name": "date_to", "in": "query", "schema": {"type": "string", "format": "date"}},
@@ -129,6 +132,30 @@ def openapi_document() -> dict:
                         "400": _error("Invalid filter or paging"),
                         "401": _error("Missing or invalid token")}},
             },
+            "/api/v1/analyses/compare": {"get": {
+                "summary": "Two to four of your analyses side by side, oldest first",
+                "operationId": "compareAnalyses", "security": [{"bearerAuth": []}],
+                "parameters": [{"name": "ids", "in": "query", "required": True,
+                                "style": "form", "explode": True,
+                                "schema": {"type": "array", "items": {"type": "string"},
+                                           "minItems": 2, "maxItems": 4}}],
+                "responses": {
+                    "200": {"description": "OK", "content": {"application/json": {"schema": {
+                        "type": "object", "properties": {
+                            "items": {"type": "array",
+                                      "items": {"$ref": "#/components/schemas/Analysis"}},
+                            "cautions": {"type": "array", "items": {"type": "string"},
+                                         "description": "Different patients, lesions or model "
+                                                        "versions."},
+                            "malignant_change_points": {
+                                "type": "number", "nullable": True,
+                                "description": "Malignant probability of the last minus the "
+                                               "first, in percentage points; null when either "
+                                               "is indeterminate."},
+                            "disclaimer": {"type": "string"}}}}}},
+                    "400": _error("Fewer than 2 or more than 4 distinct ids"),
+                    "401": _error("Missing or invalid token"),
+                    "404": _error("An id that is not one of your analyses")}}},
             "/api/v1/analyses/{public_id}": {
                 "get": _owned("One of your analyses",
                               {"application/json": {"schema": {"$ref": "#/components/schemas/Analysis"}}},

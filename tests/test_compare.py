@@ -8,7 +8,7 @@ import pytest
 from dermalens import analysis_service
 from dermalens.extensions import db
 from dermalens.records import Analysis, AuditEvent
-from tests.conftest import analysis_id_from, upload
+from tests.conftest import analysis_id_from, token_for, upload
 from tests.images import benign_jpeg, malignant_jpeg
 
 
@@ -24,6 +24,10 @@ def set_created(app, public_id: str, when: datetime) -> None:
 
 def compare_url(*ids: str) -> str:
     return "/analyses/compare?" + "&".join(f"ids={public_id}" for public_id in ids)
+
+
+def api_compare_url(*ids: str) -> str:
+    return "/api/v1" + compare_url(*ids)
 
 
 def column_headings(page: str) -> list[str]:
@@ -186,3 +190,51 @@ def test_comparison_ids_out_of_range_are_refused(values):
     with pytest.raises(analysis_service.InvalidInput) as refused:
         analysis_service.parse_comparison_ids(values)
     assert refused.value.field == "ids" and refused.value.status == 400
+
+
+def test_the_api_compares_as_the_page_does(app, client, auth, follow_up):
+    january, june = follow_up
+    headers = {"Authorization": f"Bearer {token_for(app, 'alice')}"}
+    auth.logout()  # the API needs no session
+    body = client.get(api_compare_url(june, january), headers=headers).json
+    assert [item["id"] for item in body["items"]] == [january, june]
+    first, last = body["items"]
+    assert body["malignant_change_points"] == pytest.approx(
+        100 * (last["malignant_probability"] - first["malignant_probability"]))
+    assert body["cautions"] == [] and "not a diagnosis" in body["disclaimer"]
+
+
+@pytest.mark.parametrize("ids, status", [(1, 400), (5, 400)])
+def test_the_api_refuses_too_few_or_too_many_with_json(app, client, auth, ids, status):
+    auth.register()
+    headers = {"Authorization": f"Bearer {token_for(app, 'alice')}"}
+    response = client.get(api_compare_url(*[f"{'x' * 21}{i}" for i in range(ids)]), headers=headers)
+    assert response.status_code == status and "Select between 2 and 4" in response.json["error"]["message"]
+
+
+def test_the_api_shows_nothing_when_one_id_is_another_clinicians(app, client, auth, follow_up):
+    auth.logout()
+    auth.register("mallory")
+    response = client.get(api_compare_url(*follow_up), headers={"Authorization": f"Bearer {token_for(app, 'mallory')}"})
+    assert response.status_code == 404 and follow_up[0] not in response.get_data(as_text=True)
+
+
+def test_history_and_api_filter_by_lesion_reference_exactly_ignoring_case(app, client, auth):
+    auth.register()
+    back = analyse(client, patient_ref="PT-1", lesion_ref="Back-1")
+    analyse(client, patient_ref="PT-1", lesion_ref="back-12")
+    page = client.get("/history?lesion_ref=back-1").get_data(as_text=True)
+    assert re.findall(r'name="ids" value="([^"]+)"', page) == [back]
+    listing = client.get("/api/v1/analyses?lesion_ref=BACK-1",
+                         headers={"Authorization": f"Bearer {token_for(app, 'alice')}"}).json
+    assert [item["id"] for item in listing["items"]] == [back]
+
+
+def test_the_same_lesion_is_recognised_whatever_the_case_of_its_references(logged_in):
+    first = analyse(logged_in, patient_ref="pt-7", lesion_ref="Left Arm")
+    second = analyse(logged_in, patient_ref="PT-7", lesion_ref="left arm")
+    page = logged_in.get(f"/analyses/{second}").get_data(as_text=True)
+    assert "Other analyses of this lesion" in page and first in page
+    assert "/history?patient_ref=PT-7&amp;lesion_ref=left+arm" in page
+    comparison = logged_in.get(compare_url(first, second)).get_data(as_text=True)
+    assert 'class="cautions"' not in comparison

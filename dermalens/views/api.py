@@ -165,6 +165,27 @@ def _positive_int(text: str | None, default: int) -> int | None:
     return int(text) if text.isdigit() and int(text) >= 1 else None
 
 
+@bp.get("/v1/analyses/compare")
+@token_required
+def compare():
+    """Two to four of the user's analyses (`?ids=...&ids=...`), oldest first, as the web
+    comparison shows them: the analyses, the cautions, and the change in malignant probability."""
+    try:
+        public_ids = analysis_service.parse_comparison_ids(request.args.getlist("ids"))
+    except analysis_service.InvalidInput as error:
+        return errors.render_error(error.status, error.message)
+    analyses = analysis_service.get_owned_analyses(db.session, g.api_user.id, public_ids)
+    if analyses is None:
+        abort(404)  # any one not the user's: nothing of the others is shown either
+    for item in analyses:
+        log_event("analysis_viewed", item.public_id, detail="API compared")
+    comparison = analysis_service.compare(analyses)
+    return jsonify({"items": [analysis_json(item) for item in comparison.analyses],
+                    "cautions": comparison.cautions,
+                    "malignant_change_points": comparison.malignant_change,
+                    "disclaimer": DISCLAIMER})
+
+
 @bp.get("/v1/analyses/<public_id>")
 @token_required
 def analysis(public_id):
