@@ -249,10 +249,16 @@ def other_analyses_of_lesion(session: Session, analysis: Analysis,
         return []
     query = (select(Analysis)
              .where(Analysis.user_id == analysis.user_id, Analysis.id != analysis.id,
-                    func.lower(Analysis.patient_ref) == analysis.patient_ref.lower(),
-                    func.lower(Analysis.lesion_ref) == analysis.lesion_ref.lower())
+                    _same_ignoring_case(Analysis.patient_ref, analysis.patient_ref),
+                    _same_ignoring_case(Analysis.lesion_ref, analysis.lesion_ref))
              .order_by(Analysis.created_at.desc(), Analysis.id.desc()).limit(limit))
     return list(session.scalars(query))
+
+
+def _same_ignoring_case(column, value: str):
+    # Both sides through the database's lower(): SQLite folds ASCII only, and Python's lower()
+    # on one side alone would make "MÜLLER" differ from itself.
+    return func.lower(column) == func.lower(value)
 
 
 @dataclass(frozen=True)
@@ -346,7 +352,7 @@ def list_analyses(session: Session, owner_id: int, filters: HistoryFilters, page
         query = query.where(Analysis.patient_ref.ilike(f"{escaped}%", escape="\\"))
     if filters.lesion_ref:
         # Exact (ignoring case): "arm" must not also list "arm-2", another lesion.
-        query = query.where(func.lower(Analysis.lesion_ref) == filters.lesion_ref.lower())
+        query = query.where(_same_ignoring_case(Analysis.lesion_ref, filters.lesion_ref))
     if filters.risk_category:
         query = query.where(Analysis.risk_category == filters.risk_category)
     if filters.date_from:

@@ -238,3 +238,11 @@ def test_the_same_lesion_is_recognised_whatever_the_case_of_its_references(logge
     assert "/history?patient_ref=PT-7&amp;lesion_ref=left+arm" in page
     comparison = logged_in.get(compare_url(first, second)).get_data(as_text=True)
     assert 'class="cautions"' not in comparison
+
+
+def test_references_with_accents_match_themselves(logged_in):
+    first = analyse(logged_in, patient_ref="MÜLLER-3", lesion_ref="Knöchel")
+    second = analyse(logged_in, patient_ref="MÜLLER-3", lesion_ref="Knöchel")
+    assert first in logged_in.get(f"/analyses/{second}").get_data(as_text=True)
+    page = logged_in.get("/history?lesion_ref=Knöchel").get_data(as_text=True)
+    assert set(re.findall(r'name="ids" value="([^"]+)"', page)) == {first, second}
