@@ -164,6 +164,11 @@ def test_the_clinician_journey(page):
     expect(page.get_by_text("These analyses have different patient references.")).to_be_visible()
     check_accessibility(page, "comparison")
     screenshot(page, "07b-compare")
+    page.emulate_media(media="print")
+    page.screenshot(path=str(ROOT / "e2e-screenshots" / "07b-compare-print.png"), full_page=True)
+    expect(page.locator(".comparison-scroll")).to_be_visible()
+    expect(page.get_by_role("link", name="Back to history")).to_be_hidden()
+    page.emulate_media(media="screen")
 
     # History with filters, then reopen.
     page.get_by_role("link", name="History", exact=True).click()
