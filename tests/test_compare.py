@@ -246,3 +246,12 @@ def test_references_with_accents_match_themselves(logged_in):
     assert first in logged_in.get(f"/analyses/{second}").get_data(as_text=True)
     page = logged_in.get("/history?lesion_ref=Knöchel").get_data(as_text=True)
     assert set(re.findall(r'name="ids" value="([^"]+)"', page)) == {first, second}
+
+
+def test_references_are_escaped_in_the_comparison(logged_in):
+    hostile = '<script>alert(1)</script>'
+    ids = [analyse(logged_in, patient_ref=hostile, lesion_ref=hostile) for _ in range(2)]
+    page = logged_in.get(compare_url(*ids)).get_data(as_text=True)
+    assert hostile not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    result = logged_in.get(f"/analyses/{ids[1]}").get_data(as_text=True)
+    assert hostile not in result and "Other analyses of this lesion" in result
