@@ -255,3 +255,15 @@ def test_references_are_escaped_in_the_comparison(logged_in):
     assert hostile not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page
     result = logged_in.get(f"/analyses/{ids[1]}").get_data(as_text=True)
     assert hostile not in result and "Other analyses of this lesion" in result
+
+
+def test_a_result_lists_the_three_most_recent_other_analyses_and_links_to_all(app, logged_in):
+    ids = [analyse(logged_in, patient_ref="PT-8", lesion_ref="neck") for _ in range(5)]
+    for public_id, day in zip(ids, range(1, 6)):
+        set_created(app, public_id, datetime(2026, 3, day))
+    page = logged_in.get(f"/analyses/{ids[2]}").get_data(as_text=True)
+    listed = page.split("Other analyses of this lesion", 1)[1]
+    # The oldest (March 1st) is left out: the three most recent others are March 5th, 4th, 2nd.
+    assert [public_id for public_id in ids if f'href="/analyses/{public_id}"' in listed] == [ids[1], ids[3], ids[4]]
+    assert f"/analyses/compare?ids={ids[2]}&amp;ids={ids[4]}&amp;ids={ids[3]}&amp;ids={ids[1]}" in listed
+    assert "/history?patient_ref=PT-8&amp;lesion_ref=neck" in listed
