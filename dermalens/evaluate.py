@@ -75,11 +75,12 @@ def find_image(folder: Path, image_id: str) -> Path | None:
 def evaluate(classifier, images: Path, rows: list[dict], progress=None) -> dict:
     """Run every labelled image through `analysis_service.assess_image`.
 
-    :return: {"labels", "probabilities", "indeterminate", "skipped": [(image_id, reason)], "ids"}
+    :return: {"labels", "probabilities", "indeterminate", "noticed" (a notice, e.g. colours
+        adjusted, was shown), "skipped": [(image_id, reason)], "ids"}
     """
     from dermalens import analysis_service, preprocessing
 
-    labels, probabilities, indeterminate, skipped, ids = [], [], [], [], []
+    labels, probabilities, indeterminate, noticed, skipped, ids = [], [], [], [], [], []
     for row in (progress(rows) if progress else rows):
         path = find_image(images, row["image_id"])
         if path is None:
@@ -95,9 +96,11 @@ def evaluate(classifier, images: Path, rows: list[dict], progress=None) -> dict:
         labels.append(CLASSES.index(row["dx"]))
         probabilities.append([assessment.prediction.probabilities[name] for name in CLASSES])
         indeterminate.append(bool(assessment.indeterminate_reasons))
+        noticed.append(bool(assessment.notices))
         ids.append(row["image_id"])
     return {"labels": np.array(labels, int), "probabilities": np.array(probabilities, float).reshape(-1, 7),
-            "indeterminate": np.array(indeterminate, bool), "skipped": skipped, "ids": ids}
+            "indeterminate": np.array(indeterminate, bool), "noticed": np.array(noticed, bool),
+            "skipped": skipped, "ids": ids}
 
 
 def measure_out_of_scope(classifier, folder: Path) -> dict:
@@ -136,6 +139,13 @@ def summarise(results: dict) -> dict:
         report["balanced_accuracy_answered"] = metrics.balanced_accuracy(answered_matrix)
     else:
         report["balanced_accuracy_answered"] = None
+    # How often the clinician is told colours were adjusted, and whether those answers are worse
+    # (plain accuracy: a class-balanced figure is too noisy on a small subset).
+    noticed = results["noticed"]
+    report["notice_rate"] = float(noticed.mean()) if len(labels) else 0.0
+    correct = probabilities.argmax(1) == labels if len(labels) else np.zeros(0, bool)
+    report["accuracy_with_notice"] = float(correct[noticed].mean()) if noticed.any() else None
+    report["accuracy_without_notice"] = float(correct[~noticed].mean()) if (~noticed).any() else None
     report["skipped"] = [{"image_id": image_id, "reason": reason} for image_id, reason in results["skipped"]]
     report["classes"] = list(CLASSES)
     return report
@@ -204,6 +214,8 @@ def print_summary(report: dict) -> None:
               + ", ".join(f"{float(level):.0%}: {fmt(value)}" for level, value in at_levels.items()))
     print(f"indeterminate rate {fmt(report['indeterminate_rate'])}   balanced accuracy answered "
           f"{fmt(report['balanced_accuracy_answered'])}")
+    print(f"colour notice rate {fmt(report['notice_rate'])}   accuracy with / without a notice "
+          f"{fmt(report['accuracy_with_notice'])} / {fmt(report['accuracy_without_notice'])}")
     print("class   recall  precision")
     for name in CLASSES:
         print(f"{name:6s}  {fmt(report['recall'][name]):>6s}  {fmt(report['precision'][name]):>9s}")
@@ -243,11 +255,12 @@ def main(argv=None) -> int:
     (args.out / "metrics.json").write_text(json.dumps(report, indent=2) + "\n")
     with open(args.out / "predictions.csv", "w", newline="") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["image_id", "dx", "predicted", "indeterminate", *CLASSES])
-        for image_id, label, probs, flag in zip(results["ids"], results["labels"],
-                                                results["probabilities"], results["indeterminate"]):
+        writer.writerow(["image_id", "dx", "predicted", "indeterminate", "notice", *CLASSES])
+        for image_id, label, probs, flag, notice in zip(results["ids"], results["labels"],
+                                                        results["probabilities"],
+                                                        results["indeterminate"], results["noticed"]):
             writer.writerow([image_id, CLASSES[label], CLASSES[int(np.argmax(probs))], int(flag),
-                             *(f"{p:.6f}" for p in probs)])
+                             int(notice), *(f"{p:.6f}" for p in probs)])
     plot_confusion_matrix(report["confusion_matrix"], args.out / "confusion_matrix.png")
     plot_roc(results["labels"], results["probabilities"], args.out / "roc.png")
     print_summary(report)

@@ -112,3 +112,19 @@ def test_a_database_from_before_notices_is_upgraded_in_place(tmp_path):
         with sqlite3.connect(tmp_path / "test.sqlite") as connection:
             connection.execute("ALTER TABLE analyses DROP COLUMN notices_json")
         assert add_missing_columns() == ["analyses.notices_json"]
+
+
+def test_evaluation_reports_how_often_a_notice_was_shown_and_how_those_answers_fared():
+    from dermalens import evaluate
+
+    labels = np.array([0, 1, 2, 3])
+    probabilities = np.eye(7)[[0, 1, 5, 5]]  # right, right, wrong, wrong
+    results = {"labels": labels, "probabilities": probabilities, "skipped": [], "ids": list("abcd"),
+               "indeterminate": np.zeros(4, bool), "noticed": np.array([True, False, False, False])}
+    report = evaluate.summarise(results)
+    assert report["notice_rate"] == 0.25
+    assert report["accuracy_with_notice"] == 1.0 and report["accuracy_without_notice"] == pytest.approx(1 / 3)
+    results["noticed"] = np.zeros(4, bool)
+    report = evaluate.summarise(results)
+    assert report["notice_rate"] == 0 and report["accuracy_with_notice"] is None
+    assert report["accuracy_without_notice"] == 0.5

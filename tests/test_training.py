@@ -320,6 +320,10 @@ def test_evaluate_writes_metrics_and_plots(trained, tmp_path, capsys):
     at_90 = report["sensitivity_at_specificity"]["malignant"]["0.90"]
     assert "malignant sensitivity at specificity 80%: " in printed and f"90%: {at_90:.3f}" in printed
     assert (out / "confusion_matrix.png").stat().st_size > 0 and (out / "roc.png").stat().st_size > 0
+    assert 0 <= report["notice_rate"] <= 1 and f"colour notice rate {report['notice_rate']:.3f}" in printed
+    with open(out / "predictions.csv", newline="") as handle:
+        predictions = list(csv.DictReader(handle))
+    assert len(predictions) == 14 and {row["notice"] for row in predictions} <= {"0", "1"}
 
 
 def test_predict_prints_the_analysis_as_json(trained, capsys):
@@ -329,7 +333,7 @@ def test_predict_prints_the_analysis_as_json(trained, capsys):
     assert predict.main([str(image), "--age", "50", "--sex", "male", "--site", "back",
                          "--model-card", str(trained / "models" / "tiny.json")]) == 0
     output = json.loads(capsys.readouterr().out)
-    assert set(output["probabilities"]) == set(CLASSES)
+    assert set(output["probabilities"]) == set(CLASSES) and isinstance(output["notices"], list)
     assert output["risk"]["category"] in {"urgent", "routine", "monitor", "indeterminate"}
 
 
