@@ -189,8 +189,9 @@ def colour_notices(colour_gains) -> list[str]:
 
     A notice, not an indeterminate reason. The model card shows images under a colour cast or
     underexposed are assessed less well as a group (what the notice tells), but the notice does
-    not single out the worse ones: within each recoloured copy of the validation split, images
-    with a notice were about as often right as those without (README, "The model").
+    not single out the worse ones: within the recoloured copies of the validation split, images
+    with a notice were right more often than those without under a warm cast or underexposure,
+    and less often under a green tint (README, "The model"; `dermalens.evaluate` measures it).
     """
     if colour_gains is None:
         return []
