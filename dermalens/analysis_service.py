@@ -271,6 +271,14 @@ class Comparison:
     # Change in malignant probability from the first to the last, in percentage points; None
     # when either is indeterminate (its probabilities are not to be relied on).
     malignant_change: float | None
+    # That change (or why there is none) and the risk categories first and last, in one sentence.
+    summary: str
+
+
+# Shown with every comparison, on screen and on paper.
+COMPARISON_CAUTION = ("A change in the model's probability is not a measurement of change in the "
+                      "lesion. Compare the images themselves, and take follow-up images with the "
+                      "same dermoscope and settings.")
 
 
 def compare(analyses: list[Analysis]) -> Comparison:
@@ -289,10 +297,17 @@ def compare(analyses: list[Analysis]) -> Comparison:
         cautions.append(f"Made by different model versions ({', '.join(versions)}): a difference "
                         "may come from the model rather than the lesion.")
     first, last = analyses[0], analyses[-1]
-    malignant_change = None
-    if "indeterminate" not in (first.risk_category, last.risk_category):
-        malignant_change = 100 * (last.malignant_probability - first.malignant_probability)
-    return Comparison(analyses=analyses, cautions=cautions, malignant_change=malignant_change)
+    if "indeterminate" in (first.risk_category, last.risk_category):
+        return Comparison(analyses, cautions, None, "The first or the last analysis is "
+                          "indeterminate, so no change in probability is given.")
+    malignant_change = 100 * (last.malignant_probability - first.malignant_probability)
+    first_risk, last_risk = (RISK_CATEGORIES[a.risk_category].label for a in (first, last))
+    risk = (f"the risk category stayed {first_risk}" if first_risk == last_risk
+            else f"the risk category went from {first_risk} to {last_risk}")
+    summary = (f"From {first.created_at:%Y-%m-%d %H:%M} to {last.created_at:%Y-%m-%d %H:%M} (UTC), "
+               f"the malignant probability went from {first.malignant_probability:.0%} to "
+               f"{last.malignant_probability:.0%} ({malignant_change:+.0f} percentage points); {risk}.")
+    return Comparison(analyses, cautions, malignant_change, summary)
 
 
 def delete_analysis(session: Session, upload_folder: str, analysis: Analysis) -> None:

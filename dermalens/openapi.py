@@ -13,6 +13,11 @@ def _analysis_id() -> dict:
     return {"name": "public_id", "in": "path", "required": True, "schema": {"type": "string"}}
 
 
+def _comparison_ids() -> dict:
+    return {"name": "ids", "in": "query", "required": True, "style": "form", "explode": True,
+            "schema": {"type": "array", "items": {"type": "string"}, "minItems": 2, "maxItems": 4}}
+
+
 def _owned(summary: str, content: dict, operation_id: str) -> dict:
     return {"summary": summary, "operationId": operation_id, "parameters": [_analysis_id()],
             "security": [{"bearerAuth": []}],
@@ -135,10 +140,7 @@ def openapi_document() -> dict:
             "/api/v1/analyses/compare": {"get": {
                 "summary": "Two to four of your analyses side by side, oldest first",
                 "operationId": "compareAnalyses", "security": [{"bearerAuth": []}],
-                "parameters": [{"name": "ids", "in": "query", "required": True,
-                                "style": "form", "explode": True,
-                                "schema": {"type": "array", "items": {"type": "string"},
-                                           "minItems": 2, "maxItems": 4}}],
+                "parameters": [_comparison_ids()],
                 "responses": {
                     "200": {"description": "OK", "content": {"application/json": {"schema": {
                         "type": "object", "properties": {
@@ -153,6 +155,16 @@ def openapi_document() -> dict:
                                                "first, in percentage points; null when either "
                                                "is indeterminate."},
                             "disclaimer": {"type": "string"}}}}}},
+                    "400": _error("Fewer than 2 or more than 4 distinct ids"),
+                    "401": _error("Missing or invalid token"),
+                    "404": _error("An id that is not one of your analyses")}}},
+            "/api/v1/analyses/compare/report.pdf": {"get": {
+                "summary": "The comparison as a PDF report to file (A4; ?paper=letter for Letter)",
+                "operationId": "getComparisonReport", "security": [{"bearerAuth": []}],
+                "parameters": [_comparison_ids()],
+                "responses": {
+                    "200": {"description": "OK", "content": {"application/pdf": {
+                        "schema": {"type": "string", "format": "binary"}}}},
                     "400": _error("Fewer than 2 or more than 4 distinct ids"),
                     "401": _error("Missing or invalid token"),
                     "404": _error("An id that is not one of your analyses")}}},

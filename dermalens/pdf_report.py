@@ -34,29 +34,35 @@ HEATMAP_NOTE = ("The heatmap (Grad-CAM) shows which image regions most influence
 
 
 @dataclass(frozen=True)
-class ReportData:
-    """Everything printed on the report, already resolved to display strings and bytes."""
+class PrintedAnalysis:
+    """What any report prints of one analysis, already resolved to display strings and bytes."""
 
     analysis_id: str
     created_at: str
-    clinician: str
     patient_ref: str
     lesion_ref: str
-    age: str
-    sex: str
     site: str
-    note: str
     image_jpeg: bytes
     heatmap_jpeg: bytes
     image_size: tuple[int, int]
     ranked_classes: list[tuple[str, str, float]]  # (code, name, probability), most likely first
     malignant_probability: float
     risk_label: str
-    risk_action: str
     indeterminate_reasons: list[str]
     notices: list[str]
-    model_name: str
     model_version: str
+
+
+@dataclass(frozen=True)
+class ReportData(PrintedAnalysis):
+    """Everything printed on the report of one analysis."""
+
+    clinician: str
+    age: str
+    sex: str
+    note: str
+    risk_action: str
+    model_name: str
     model_sha256: str
 
 
@@ -66,11 +72,6 @@ def build_report(data: ReportData, paper: str = "a4") -> bytes:
     A typical report fits one A4 page; a long note moves the clinician's assessment, whole, to
     the next page."""
     page_size = PAPER_SIZES.get(paper, A4)
-    buffer = io.BytesIO()
-    document = SimpleDocTemplate(buffer, pagesize=page_size, leftMargin=16 * mm,
-                                 rightMargin=16 * mm, topMargin=12 * mm, bottomMargin=13 * mm,
-                                 title=f"{SERVICE_NAME} analysis {data.analysis_id}",
-                                 author=SERVICE_NAME)
     styles = _styles()
     width = page_size[0] - 32 * mm
     story = [
@@ -120,15 +121,116 @@ def build_report(data: ReportData, paper: str = "a4") -> bytes:
                          f"{data.model_sha256}"), styles["small"]),
         Paragraph(escape(MODEL_LIMITS), styles["small"]),
         Spacer(1, 2 * mm),
-        # Written on by hand, so never split across pages.
-        KeepTogether([
-            Paragraph("Clinician's assessment", styles["subheading"]),
-            _table([["Clinical impression", ""], ["Histology / follow-up", ""],
-                    ["Name and signature", ""], ["Date", ""]], styles, width, label_columns=(0,),
-                   row_height=8 * mm)]),
+        _assessment(styles, width),
     ]
+    return _build(story, page_size, f"{SERVICE_NAME} analysis {data.analysis_id}")
+
+
+@dataclass(frozen=True)
+class ComparisonReportData:
+    """Everything printed on a comparison report: analyses oldest first, with what to know."""
+
+    clinician: str
+    printed_at: str
+    analyses: list[PrintedAnalysis]
+    summary: str
+    cautions: list[str]
+    standing_caution: str
+
+
+# A comparison's images: at most this tall, so two to four analyses and the assessment usually
+# fit one sheet.
+COMPARED_IMAGE_HEIGHT = 32 * mm
+
+
+def build_comparison_report(data: ComparisonReportData, paper: str = "a4") -> bytes:
+    """Render 2-4 analyses side by side (one column each, oldest first); returns the PDF bytes.
+
+    Two analyses with short flags fit one A4 page; long flags move the clinician's assessment,
+    whole, to the next page."""
+    page_size = PAPER_SIZES.get(paper, A4)
+    styles = _styles()
+    width = page_size[0] - 32 * mm
+    label_width = 30 * mm
+    column = (width - label_width) / len(data.analyses)
+
+    def cells(values):
+        return [Paragraph(escape(str(value)), styles["cell"]) for value in values]
+
+    def images(which):
+        return [_scaled(getattr(item, which), item.image_size, column - 4 * mm, COMPARED_IMAGE_HEIGHT)
+                for item in data.analyses]
+
+    def flags(item):
+        text = [f"<b>INDETERMINATE</b> - {escape(' '.join(item.indeterminate_reasons))}"
+                if item.indeterminate_reasons else ""]
+        text += [f"<b>NOTE</b> - {escape(notice)}" for notice in item.notices]
+        return Paragraph("<br/>".join(part for part in text if part) or "none", styles["cell"])
+
+    rows = [
+        ["Date and time (UTC)", *cells(item.created_at for item in data.analyses)],
+        ["Patient reference", *cells(item.patient_ref for item in data.analyses)],
+        ["Lesion reference", *cells(item.lesion_ref for item in data.analyses)],
+        ["Body site", *cells(item.site for item in data.analyses)],
+        ["Image as analysed", *images("image_jpeg")],
+        ["Grad-CAM heatmap", *images("heatmap_jpeg")],
+        ["Risk category", *cells(item.risk_label for item in data.analyses)],
+        ["Malignant probability", *cells(
+            f"{item.malignant_probability:.0%}" + (" (not reliable)" if item.indeterminate_reasons else "")
+            for item in data.analyses)],
+        ["Most likely", *cells("; ".join(f"{name} {probability:.0%}"
+                                         for _, name, probability in item.ranked_classes[:3])
+                               for item in data.analyses)],
+        ["Flags", *(flags(item) for item in data.analyses)],
+        ["Model version", *cells(item.model_version for item in data.analyses)],
+        ["Analysis ID", *cells(item.analysis_id for item in data.analyses)],
+    ]
+    table = Table([[Paragraph(escape(label), styles["cell"]), *values] for label, *values in rows],
+                  colWidths=[label_width] + [column] * len(data.analyses))
+    table.setStyle(TableStyle([
+        ("GRID", (0, 0), (-1, -1), 0.4, colors.HexColor("#999999")),
+        ("VALIGN", (0, 0), (-1, -1), "TOP"),
+        ("BACKGROUND", (0, 0), (0, -1), colors.HexColor("#eef2f5"))]))
+    story = [
+        Paragraph(f"{SERVICE_NAME} - comparison of lesion analyses", styles["title"]),
+        Paragraph(escape(INTENDED_USE), styles["warning"]),
+        Spacer(1, WARNING_GAP),
+        Paragraph(escape(f"Clinician: {data.clinician}. Printed {data.printed_at} (UTC). "
+                         f"{len(data.analyses)} analyses, oldest first."), styles["small"]),
+        Spacer(1, 2 * mm),
+        Paragraph(escape(data.summary), styles["body"]),
+    ]
+    if data.cautions:
+        story += [Spacer(1, 2 * mm),
+                  Paragraph("<br/>".join(escape(caution) for caution in data.cautions), styles["warning"]),
+                  Spacer(1, WARNING_GAP)]
+    story += [Paragraph(escape(data.standing_caution), styles["small"]), Spacer(1, 2 * mm), table,
+              Spacer(1, 2 * mm), Paragraph(escape(MODEL_LIMITS), styles["small"]),
+              Spacer(1, 2 * mm), _assessment(styles, width)]
+    return _build(story, page_size, f"{SERVICE_NAME} comparison of {len(data.analyses)} analyses")
+
+
+def _build(story, page_size, title: str) -> bytes:
+    buffer = io.BytesIO()
+    document = SimpleDocTemplate(buffer, pagesize=page_size, leftMargin=16 * mm,
+                                 rightMargin=16 * mm, topMargin=12 * mm, bottomMargin=13 * mm,
+                                 title=title, author=SERVICE_NAME)
     document.build(story, onFirstPage=_footer, onLaterPages=_footer)
     return buffer.getvalue()
+
+
+def _assessment(styles, width) -> KeepTogether:
+    """The part the clinician fills in by hand, so never split across pages."""
+    return KeepTogether([
+        Paragraph("Clinician's assessment", styles["subheading"]),
+        _table([["Clinical impression", ""], ["Histology / follow-up", ""],
+                ["Name and signature", ""], ["Date", ""]], styles, width, label_columns=(0,),
+               row_height=8 * mm)])
+
+
+def _scaled(jpeg: bytes, size: tuple[int, int], max_width: float, max_height: float) -> Image:
+    scale = min(max_width / size[0], max_height / size[1])
+    return Image(io.BytesIO(jpeg), size[0] * scale, size[1] * scale)
 
 
 def _styles() -> dict:
@@ -161,12 +263,10 @@ def _table(rows, styles, width, label_columns=(0, 2), row_height=None) -> Table:
 
 
 def _images(data: ReportData, width) -> Table:
-    image_width, image_height = data.image_size
     box = (width - 6 * mm) / 2
     # At most 45 mm tall, so that a typical report (a short note) stays on one A4 sheet.
-    scale = min(box / image_width, (45 * mm) / image_height)
-    size = (image_width * scale, image_height * scale)
-    table = Table([[Image(io.BytesIO(data.image_jpeg), *size), Image(io.BytesIO(data.heatmap_jpeg), *size)],
+    table = Table([[_scaled(data.image_jpeg, data.image_size, box, 45 * mm),
+                    _scaled(data.heatmap_jpeg, data.image_size, box, 45 * mm)],
                    ["Image as analysed", "Grad-CAM heatmap overlay"]], colWidths=[box + 3 * mm] * 2)
     table.setStyle(TableStyle([("ALIGN", (0, 0), (-1, -1), "CENTER"), ("FONTSIZE", (0, 1), (-1, 1), 8)]))
     return table

@@ -1,6 +1,9 @@
-"""Turn a stored analysis into the plain ReportData the PDF builder takes."""
+"""Turn stored analyses into the plain data the PDF builders take."""
+
+from datetime import datetime, timezone
 
 from dermalens import pdf_report, storage
+from dermalens.analysis_service import COMPARISON_CAUTION, Comparison
 from dermalens.lesions import BODY_SITE_LABELS, CLASS_NAMES
 from dermalens.records import Analysis
 from dermalens.risk import RISK_CATEGORIES
@@ -8,32 +11,57 @@ from dermalens.risk import RISK_CATEGORIES
 NOT_RECORDED = "not recorded"
 
 
-def report_data(analysis: Analysis, clinician: str, upload_folder: str) -> pdf_report.ReportData:
-    risk = RISK_CATEGORIES[analysis.risk_category]
-    return pdf_report.ReportData(
+def _printed_fields(analysis: Analysis, upload_folder: str) -> dict:
+    """What both reports print of one analysis, resolved to display strings and file bytes."""
+    return dict(
         analysis_id=analysis.public_id,
         created_at=analysis.created_at.strftime("%Y-%m-%d %H:%M"),
-        clinician=clinician,
         patient_ref=analysis.patient_ref or NOT_RECORDED,
         lesion_ref=analysis.lesion_ref or NOT_RECORDED,
-        age=str(analysis.age) if analysis.age is not None else NOT_RECORDED,
-        sex=analysis.sex or NOT_RECORDED,
         site=BODY_SITE_LABELS.get(analysis.site, NOT_RECORDED),
-        note=analysis.note or "",
         image_jpeg=storage.stored_path(upload_folder, analysis.image_file).read_bytes(),
         heatmap_jpeg=storage.stored_path(upload_folder, analysis.heatmap_file).read_bytes(),
         image_size=(analysis.image_width, analysis.image_height),
         ranked_classes=[(code, CLASS_NAMES[code], p) for code, p in analysis.ranked_classes],
         malignant_probability=analysis.malignant_probability,
-        risk_label=risk.label,
-        risk_action=risk.action,
+        risk_label=RISK_CATEGORIES[analysis.risk_category].label,
         indeterminate_reasons=analysis.indeterminate_reasons,
         notices=analysis.notices,
-        model_name=analysis.model_name,
         model_version=analysis.model_version,
+    )
+
+
+def report_data(analysis: Analysis, clinician: str, upload_folder: str) -> pdf_report.ReportData:
+    return pdf_report.ReportData(
+        **_printed_fields(analysis, upload_folder),
+        clinician=clinician,
+        age=str(analysis.age) if analysis.age is not None else NOT_RECORDED,
+        sex=analysis.sex or NOT_RECORDED,
+        note=analysis.note or "",
+        risk_action=RISK_CATEGORIES[analysis.risk_category].action,
+        model_name=analysis.model_name,
         model_sha256=analysis.model_sha256,
     )
 
 
 def render_pdf(analysis: Analysis, clinician: str, upload_folder: str, paper: str = "a4") -> bytes:
     return pdf_report.build_report(report_data(analysis, clinician, upload_folder), paper)
+
+
+def comparison_report_data(comparison: Comparison, clinician: str,
+                           upload_folder: str) -> pdf_report.ComparisonReportData:
+    return pdf_report.ComparisonReportData(
+        clinician=clinician,
+        printed_at=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M"),
+        analyses=[pdf_report.PrintedAnalysis(**_printed_fields(analysis, upload_folder))
+                  for analysis in comparison.analyses],
+        summary=comparison.summary,
+        cautions=comparison.cautions,
+        standing_caution=COMPARISON_CAUTION,
+    )
+
+
+def render_comparison_pdf(comparison: Comparison, clinician: str, upload_folder: str,
+                          paper: str = "a4") -> bytes:
+    return pdf_report.build_comparison_report(
+        comparison_report_data(comparison, clinician, upload_folder), paper)

@@ -1,15 +1,19 @@
 """Comparing analyses: two to four of one's own, side by side, oldest first, with cautions."""
 
+import io
+import json
 import re
 from datetime import datetime
 
 import pytest
+from pypdf import PdfReader
 
-from dermalens import analysis_service
+from dermalens import analysis_service, gate
 from dermalens.extensions import db
 from dermalens.records import Analysis, AuditEvent
 from tests.conftest import analysis_id_from, token_for, upload
 from tests.images import benign_jpeg, malignant_jpeg
+from tests.test_reports import pdf_text
 
 
 def analyse(client, image=None, **fields) -> str:
@@ -55,7 +59,7 @@ def test_two_analyses_of_one_lesion_are_shown_side_by_side_oldest_first(logged_i
     assert column_headings(page) == [january, june]
     for public_id in follow_up:
         assert f"/analyses/{public_id}/image" in page and f"/analyses/{public_id}/heatmap" in page
-    assert "From 2026-01-10 09:00 to 2026-06-02 09:00, the malignant probability went from" in page
+    assert "From 2026-01-10 09:00 to 2026-06-02 09:00 (UTC), the malignant probability went from" in page
     assert "the risk category went from Monitor to Urgent referral." in page
     assert "not a measurement of change in the lesion" in page
     assert 'class="cautions"' not in page  # same patient, same lesion, same model
@@ -68,8 +72,8 @@ def test_the_change_is_measured_from_the_stored_probabilities(app, logged_in, fo
         first, last = (db.session.query(Analysis).filter_by(public_id=i).one() for i in follow_up)
         points = 100 * (last.malignant_probability - first.malignant_probability)
         assert points > 10  # the fake calls the red image melanoma
-        expected = (f"<strong>{first.malignant_probability * 100:.0f}%</strong> to "
-                    f"<strong>{last.malignant_probability * 100:.0f}%</strong>")
+        expected = (f"went from {first.malignant_probability * 100:.0f}% to "
+                    f"{last.malignant_probability * 100:.0f}%")
     assert expected in page
     assert f"({points:+.0f} percentage points)" in page
 
@@ -267,3 +271,64 @@ def test_a_result_lists_the_three_most_recent_other_analyses_and_links_to_all(ap
     assert [public_id for public_id in ids if f'href="/analyses/{public_id}"' in listed] == [ids[1], ids[3], ids[4]]
     assert f"/analyses/compare?ids={ids[2]}&amp;ids={ids[4]}&amp;ids={ids[3]}&amp;ids={ids[1]}" in listed
     assert "/history?patient_ref=PT-8&amp;lesion_ref=neck" in listed
+
+
+def test_the_comparison_prints_as_a_pdf_to_file(app, logged_in, follow_up):
+    january, june = follow_up
+    page = logged_in.get(compare_url(january, june)).get_data(as_text=True)
+    assert f"/analyses/compare/report.pdf?ids={january}&amp;ids={june}" in page
+    response = logged_in.get(f"/analyses/compare/report.pdf?ids={june}&ids={january}")
+    assert response.status_code == 200 and response.data.startswith(b"%PDF-")
+    assert response.mimetype == "application/pdf" and response.headers["Cache-Control"] == "no-store"
+    assert response.headers["Content-Disposition"].startswith("attachment;")
+    text = " ".join(pdf_text(response.data).split())
+    for expected in ("comparison of lesion analyses", "not a diagnosis", "PT-9", "back-1", "alice",
+                     "2026-01-10 09:00", "2026-06-02 09:00", "the risk category went from Monitor to "
+                     "Urgent referral", "not a measurement of change in the lesion", "signature"):
+        assert expected in text, expected
+    assert text.index("2026-01-10 09:00") < text.index("2026-06-02 09:00")  # oldest first
+    assert len(PdfReader(io.BytesIO(response.data)).pages) == 1
+    with app.app_context():
+        events = db.session.query(AuditEvent).filter_by(action="analysis_downloaded").all()
+        assert sorted(event.record_id for event in events) == sorted(follow_up)
+        assert {event.detail for event in events} == {"comparison PDF (a4)"}
+
+
+def test_four_analyses_with_cautions_and_flags_print_with_the_assessment_whole(app, logged_in):
+    hostile = '<img src="http://127.0.0.1:9/x.png"/> a < b & c'
+    ids = [analyse(logged_in, patient_ref=f"PT-{i}", lesion_ref=hostile) for i in range(4)]
+    with app.app_context():
+        analysis = db.session.query(Analysis).filter_by(public_id=ids[1]).one()
+        analysis.risk_category = "indeterminate"
+        analysis.indeterminate_reasons_json = json.dumps(["The image is too blurred to assess."])
+        analysis.notices_json = json.dumps(gate.colour_notices((1.5, 1.3, 1.1)))
+        db.session.commit()
+    response = logged_in.get("/analyses/compare/report.pdf?paper=letter&" + compare_url(*ids).split("?")[1])
+    assert response.status_code == 200
+    reader = PdfReader(io.BytesIO(response.data))
+    assert (round(reader.pages[0].mediabox.width), round(reader.pages[0].mediabox.height)) == (612, 792)
+    text = " ".join(pdf_text(response.data).split())
+    assert "These analyses have different patient references." in text and "a < b & c" in text
+    assert "INDETERMINATE - The image is too blurred" in text and "NOTE - Colours adjusted" in text
+    last_page = reader.pages[-1].extract_text()
+    assert "Clinical impression" in last_page and "Date" in last_page
+
+
+@pytest.mark.parametrize("prefix", ["", "/api/v1"])
+def test_the_comparison_pdf_is_the_owners_only_and_needs_two_to_four(app, client, auth, follow_up, prefix):
+    auth.logout()
+    auth.register("mallory")
+    headers = {"Authorization": f"Bearer {token_for(app, 'mallory')}"} if prefix else {}
+    url = f"{prefix}/analyses/compare/report.pdf?" + compare_url(*follow_up).split("?")[1]
+    assert client.get(url, headers=headers).status_code == 404
+    own = analyse(client)
+    response = client.get(f"{prefix}/analyses/compare/report.pdf?ids={own}", headers=headers)
+    assert response.status_code == 400 and b"Select between 2 and 4" in response.data
+
+
+def test_the_api_prints_a_comparison(app, client, auth, follow_up):
+    headers = {"Authorization": f"Bearer {token_for(app, 'alice')}"}
+    auth.logout()
+    response = client.get("/api/v1/analyses/compare/report.pdf?" + compare_url(*follow_up).split("?")[1],
+                          headers=headers)
+    assert response.status_code == 200 and "PT-9" in pdf_text(response.data)

@@ -21,6 +21,18 @@ def owned_analysis_or_404(public_id: str) -> Analysis:
     return analysis
 
 
+def owned_comparison_or_404(owner_id: int) -> list[Analysis]:
+    """The analyses named by the request's `ids`, oldest first; 404 unless all are the owner's.
+
+    :raise analysis_service.InvalidInput: fewer than two or more than MAX_COMPARED ids.
+    """
+    public_ids = analysis_service.parse_comparison_ids(request.args.getlist("ids"))
+    analyses = analysis_service.get_owned_analyses(db.session, owner_id, public_ids)
+    if analyses is None:
+        abort(404)  # any one not the user's: nothing of the others is shown either
+    return analyses
+
+
 def upload_folder() -> str:
     return current_app.config["UPLOAD_FOLDER"]
 
@@ -74,15 +86,13 @@ def show(public_id: str):
 def compare():
     """Two to four of the user's analyses side by side, oldest first (`?ids=...&ids=...`)."""
     try:
-        public_ids = analysis_service.parse_comparison_ids(request.args.getlist("ids"))
+        analyses = owned_comparison_or_404(current_user.id)
     except analysis_service.InvalidInput as error:
         return render_template("analyses/compare.html", error=error), 400
-    analyses = analysis_service.get_owned_analyses(db.session, current_user.id, public_ids)
-    if analyses is None:
-        abort(404)
     for analysis in analyses:
         log_event("analysis_viewed", analysis.public_id, detail="compared")
-    return render_template("analyses/compare.html", comparison=analysis_service.compare(analyses))
+    return render_template("analyses/compare.html", comparison=analysis_service.compare(analyses),
+                           caution=analysis_service.COMPARISON_CAUTION)
 
 
 @bp.route("/analyses/<public_id>/image")

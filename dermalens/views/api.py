@@ -17,9 +17,9 @@ from dermalens.openapi import openapi_document
 from dermalens.records import Analysis
 from dermalens.risk import RISK_CATEGORIES
 from dermalens.views import errors
-from dermalens.views.analyses import stored_file_response
+from dermalens.views.analyses import owned_comparison_or_404, stored_file_response
 from dermalens.views.auditing import log_event
-from dermalens.views.reports import pdf_response
+from dermalens.views.reports import comparison_pdf_response, pdf_response
 
 bp = Blueprint("api", __name__, url_prefix="/api")
 csrf.exempt(bp)
@@ -171,12 +171,9 @@ def compare():
     """Two to four of the user's analyses (`?ids=...&ids=...`), oldest first, as the web
     comparison shows them: the analyses, the cautions, and the change in malignant probability."""
     try:
-        public_ids = analysis_service.parse_comparison_ids(request.args.getlist("ids"))
+        analyses = owned_comparison_or_404(g.api_user.id)
     except analysis_service.InvalidInput as error:
         return errors.render_error(error.status, error.message)
-    analyses = analysis_service.get_owned_analyses(db.session, g.api_user.id, public_ids)
-    if analyses is None:
-        abort(404)  # any one not the user's: nothing of the others is shown either
     for item in analyses:
         log_event("analysis_viewed", item.public_id, detail="API compared")
     comparison = analysis_service.compare(analyses)
@@ -184,6 +181,17 @@ def compare():
                     "cautions": comparison.cautions,
                     "malignant_change_points": comparison.malignant_change,
                     "disclaimer": DISCLAIMER})
+
+
+@bp.get("/v1/analyses/compare/report.pdf")
+@token_required
+@limiter.limit(config_limit("PDF_RATE_LIMIT"))
+def comparison_report():
+    try:
+        analyses = owned_comparison_or_404(g.api_user.id)
+    except analysis_service.InvalidInput as error:
+        return errors.render_error(error.status, error.message)
+    return comparison_pdf_response(analyses, g.api_user.username, "API ")
 
 
 @bp.get("/v1/analyses/<public_id>")

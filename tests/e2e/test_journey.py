@@ -164,6 +164,9 @@ def test_the_clinician_journey(page):
     expect(page.get_by_text("These analyses have different patient references.")).to_be_visible()
     check_accessibility(page, "comparison")
     screenshot(page, "07b-compare")
+    with page.expect_download() as download_info:
+        page.get_by_role("link", name="Download comparison PDF (A4)").click()
+    assert Path(download_info.value.path()).read_bytes().startswith(b"%PDF-")
     page.emulate_media(media="print")
     page.screenshot(path=str(ROOT / "e2e-screenshots" / "07b-compare-print.png"), full_page=True)
     expect(page.locator(".comparison-scroll")).to_be_visible()
