@@ -47,8 +47,9 @@ def comparison_pdf_response(analyses, clinician: str, audit_prefix: str) -> Resp
     return pdf_response(document, f"comparison-{analyses[-1].public_id}")
 
 
-def pdf_response(document: bytes, public_id: str) -> Response:
+def pdf_response(document: bytes, name: str) -> Response:
+    """A PDF download named dermalens-<name>.pdf, never cached (it holds patient data)."""
     return Response(document, mimetype="application/pdf", headers={
-        "Content-Disposition": f'attachment; filename="dermalens-{public_id}.pdf"',
+        "Content-Disposition": f'attachment; filename="dermalens-{name}.pdf"',
         "Cache-Control": "no-store",
     })
