@@ -195,7 +195,9 @@ def render(card: dict) -> str:
               "A different white balance or exposure can change the diagnosis, melanomas most of all "
               "(see the colour rows under \"Other sizes, crops and colours\", where measured). The app "
               "brings a cast or exposure beyond the range of the training copies back to the edge of "
-              "that range, which recovers part of the loss, not all of it. Use "
+              "that range, which recovers part of the loss, not all of it, and when that changed "
+              "some channel by more than 5% it says so beside the result (a notice, not a refusal: "
+              "`python -m dermalens.evaluate` reports how often, and how those answers fared). Use "
               "images with the dermoscope's standard colour settings, not re-edited or filtered ones.",
               "- Validation figures come from a held-out split of the same dataset (same centres and "
               "devices); expect lower figures on other populations and devices. The same split also "
