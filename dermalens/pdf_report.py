@@ -14,8 +14,8 @@ from reportlab.lib import colors
 from reportlab.lib.pagesizes import A4, LETTER
 from reportlab.lib.styles import ParagraphStyle, getSampleStyleSheet
 from reportlab.lib.units import mm
-from reportlab.platypus import (Image, KeepTogether, Paragraph, SimpleDocTemplate, Spacer, Table,
-                                TableStyle)
+from reportlab.platypus import (Flowable, Image, KeepTogether, Paragraph, SimpleDocTemplate, Spacer,
+                                Table, TableStyle)
 
 from dermalens.lesions import MODEL_LIMITS
 
@@ -92,15 +92,9 @@ def build_report(data: ReportData, paper: str = "a4") -> bytes:
     ]
     # Quality and uncertainty flags share one box: each box costs a typical report room it
     # does not have (it must stay on one A4 sheet).
-    flags = []
-    if data.indeterminate_reasons:
-        # The reasons are sentences (gate.REASONS); end each with one full stop.
-        reasons = " ".join(escape(reason.rstrip(". ")) + "." for reason in data.indeterminate_reasons)
-        flags.append(f"<b>INDETERMINATE</b> - {reasons} The probabilities below are not reliable "
-                     "for this image.")
-    flags += [f"<b>NOTE</b> - {escape(notice)}" for notice in data.notices]
+    flags = _flags(data, " The probabilities below are not reliable for this image.")
     if flags:
-        story += [Paragraph("<br/>".join(flags), styles["warning"]), Spacer(1, WARNING_GAP)]
+        story += [Paragraph(flags, styles["warning"]), Spacer(1, WARNING_GAP)]
     story.append(_table([
         ["Risk category", data.risk_label],
         ["Recommended action", data.risk_action],
@@ -154,43 +148,30 @@ def build_comparison_report(data: ComparisonReportData, paper: str = "a4") -> by
     label_width = 30 * mm
     column = (width - label_width) / len(data.analyses)
 
-    def cells(values):
-        return [Paragraph(escape(str(value)), styles["cell"]) for value in values]
+    analyses = data.analyses
 
     def images(which):
         return [_scaled(getattr(item, which), item.image_size, column - 4 * mm, COMPARED_IMAGE_HEIGHT)
-                for item in data.analyses]
+                for item in analyses]
 
-    def flags(item):
-        text = [f"<b>INDETERMINATE</b> - {escape(' '.join(item.indeterminate_reasons))}"
-                if item.indeterminate_reasons else ""]
-        text += [f"<b>NOTE</b> - {escape(notice)}" for notice in item.notices]
-        return Paragraph("<br/>".join(part for part in text if part) or "none", styles["cell"])
-
-    rows = [
-        ["Date and time (UTC)", *cells(item.created_at for item in data.analyses)],
-        ["Patient reference", *cells(item.patient_ref for item in data.analyses)],
-        ["Lesion reference", *cells(item.lesion_ref for item in data.analyses)],
-        ["Body site", *cells(item.site for item in data.analyses)],
+    table = _table([
+        ["Date and time (UTC)", *(item.created_at for item in analyses)],
+        ["Patient reference", *(item.patient_ref for item in analyses)],
+        ["Lesion reference", *(item.lesion_ref for item in analyses)],
+        ["Body site", *(item.site for item in analyses)],
         ["Image as analysed", *images("image_jpeg")],
         ["Grad-CAM heatmap", *images("heatmap_jpeg")],
-        ["Risk category", *cells(item.risk_label for item in data.analyses)],
-        ["Malignant probability", *cells(
-            f"{item.malignant_probability:.0%}" + (" (not reliable)" if item.indeterminate_reasons else "")
-            for item in data.analyses)],
-        ["Most likely", *cells("; ".join(f"{name} {probability:.0%}"
-                                         for _, name, probability in item.ranked_classes[:3])
-                               for item in data.analyses)],
-        ["Flags", *(flags(item) for item in data.analyses)],
-        ["Model version", *cells(item.model_version for item in data.analyses)],
-        ["Analysis ID", *cells(item.analysis_id for item in data.analyses)],
-    ]
-    table = Table([[Paragraph(escape(label), styles["cell"]), *values] for label, *values in rows],
-                  colWidths=[label_width] + [column] * len(data.analyses))
-    table.setStyle(TableStyle([
-        ("GRID", (0, 0), (-1, -1), 0.4, colors.HexColor("#999999")),
-        ("VALIGN", (0, 0), (-1, -1), "TOP"),
-        ("BACKGROUND", (0, 0), (0, -1), colors.HexColor("#eef2f5"))]))
+        ["Risk category", *(item.risk_label for item in analyses)],
+        ["Malignant probability", *(f"{item.malignant_probability:.0%}"
+                                    + (" (not reliable)" if item.indeterminate_reasons else "")
+                                    for item in analyses)],
+        ["Most likely", *("; ".join(f"{name} {probability:.0%}"
+                                    for _, name, probability in item.ranked_classes[:3])
+                          for item in analyses)],
+        ["Flags", *(Paragraph(_flags(item) or "none", styles["cell"]) for item in analyses)],
+        ["Model version", *(item.model_version for item in analyses)],
+        ["Analysis ID", *(item.analysis_id for item in analyses)],
+    ], styles, width, label_columns=(0,), column_widths=[label_width] + [column] * len(analyses))
     story = [
         Paragraph(f"{SERVICE_NAME} - comparison of lesion analyses", styles["title"]),
         Paragraph(escape(INTENDED_USE), styles["warning"]),
@@ -249,10 +230,25 @@ def _styles() -> dict:
     }
 
 
-def _table(rows, styles, width, label_columns=(0, 2), row_height=None) -> Table:
-    cells = [[Paragraph(escape(str(value)), styles["cell"]) for value in row] for row in rows]
+def _flags(analysis: PrintedAnalysis, after_reasons: str = "") -> str:
+    """The analysis's indeterminate reasons (then `after_reasons`) and its notices, as one
+    paragraph's markup, a line each; "" when there are none."""
+    lines = []
+    if analysis.indeterminate_reasons:
+        # The reasons are sentences (gate.REASONS); end each with one full stop.
+        reasons = " ".join(escape(reason.rstrip(". ")) + "." for reason in analysis.indeterminate_reasons)
+        lines.append(f"<b>INDETERMINATE</b> - {reasons}{after_reasons}")
+    lines += [f"<b>NOTE</b> - {escape(notice)}" for notice in analysis.notices]
+    return "<br/>".join(lines)
+
+
+def _table(rows, styles, width, label_columns=(0, 2), row_height=None, column_widths=None) -> Table:
+    """A grid with shaded label columns. Values are printed as escaped text, except flowables
+    (images, paragraphs), which are placed as they are. Equal columns unless `column_widths`."""
+    cells = [[value if isinstance(value, Flowable) else Paragraph(escape(str(value)), styles["cell"])
+              for value in row] for row in rows]
     columns = len(rows[0])
-    table = Table(cells, colWidths=[width / columns] * columns,
+    table = Table(cells, colWidths=column_widths or [width / columns] * columns,
                   rowHeights=[row_height] * len(rows) if row_height else None)
     commands = [("GRID", (0, 0), (-1, -1), 0.4, colors.HexColor("#999999")),
                 ("VALIGN", (0, 0), (-1, -1), "TOP")]
