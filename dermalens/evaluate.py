@@ -143,7 +143,7 @@ def summarise(results: dict) -> dict:
     # (plain accuracy: a class-balanced figure is too noisy on a small subset).
     noticed = results["noticed"]
     report["notice_rate"] = float(noticed.mean()) if len(labels) else 0.0
-    correct = probabilities.argmax(1) == labels if len(labels) else np.zeros(0, bool)
+    correct = probabilities.argmax(1) == labels
     report["accuracy_with_notice"] = float(correct[noticed].mean()) if noticed.any() else None
     report["accuracy_without_notice"] = float(correct[~noticed].mean()) if (~noticed).any() else None
     report["skipped"] = [{"image_id": image_id, "reason": reason} for image_id, reason in results["skipped"]]
