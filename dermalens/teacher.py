@@ -89,11 +89,13 @@ def build_teacher(frozen_blocks: int):
     return model, forward, set_mode
 
 
-def to_tensor(canvases: np.ndarray):
-    """uint8 (n, h, w, 3) -> float32 NCHW in [-1, 1], the scale of the app's network input."""
+def to_tensor(canvases):
+    """uint8 (n, h, w, 3) array or tensor -> float32 NCHW in [-1, 1], the scale of the app's
+    network input. Images stay uint8 until a batch needs them: as floats, 8,476 canvases of a
+    224-px teacher would take 8 GB."""
     import torch
 
-    return torch.from_numpy(canvases).permute(0, 3, 1, 2).float().div_(127.5).sub_(1.0)
+    return torch.as_tensor(canvases).permute(0, 3, 1, 2).float().div_(127.5).sub_(1.0)
 
 
 def augment(batch, size: int, generator):
@@ -118,15 +120,17 @@ def augment(batch, size: int, generator):
     return torch.stack(out)
 
 
-def predict(forward, set_mode, inputs, batch_size=128) -> np.ndarray:
-    """Mean softmax over the identity and three flips of each (n, 3, s, s) input."""
+def predict(forward, set_mode, canvases: np.ndarray, size: int, batch_size=128) -> np.ndarray:
+    """Mean softmax over the identity and three flips of each uint8 (n, h, w, 3) canvas,
+    area-resized to size x size."""
     import torch
+    import torch.nn.functional as F
 
     set_mode(False)
     outputs = []
     with torch.no_grad():
-        for start in range(0, len(inputs), batch_size):
-            x = inputs[start:start + batch_size]
+        for start in range(0, len(canvases), batch_size):
+            x = F.interpolate(to_tensor(canvases[start:start + batch_size]), size=(size, size), mode="area")
             views = [x, x.flip(3), x.flip(2), x.flip(2).flip(3)]
             outputs.append(np.mean([torch.softmax(forward(v), 1).numpy() for v in views], axis=0))
     return np.concatenate(outputs)
@@ -146,8 +150,7 @@ def main(argv=None) -> int:
                                          round(args.input_size * CANVAS_SCALE))
     is_val = np.array([split[row["image_id"]] == "val" for row in rows])
     weights = torch.from_numpy(class_weights(labels[~is_val]))
-    train_images, train_labels = to_tensor(canvases[~is_val]), torch.from_numpy(labels[~is_val])
-    centre = F.interpolate(to_tensor(canvases), size=(args.input_size,) * 2, mode="area")
+    train_images, train_labels = torch.from_numpy(canvases[~is_val]), torch.from_numpy(labels[~is_val])
 
     model, forward, set_mode = build_teacher(args.frozen_blocks)
     trainable = [p for p in model.parameters() if p.requires_grad]
@@ -174,7 +177,7 @@ def main(argv=None) -> int:
         total = 0.0
         for step in range(steps):
             index = order[step * args.batch_size:(step + 1) * args.batch_size]
-            x = augment(train_images[index], args.input_size, generator)
+            x = augment(to_tensor(train_images[index]), args.input_size, generator)
             loss = F.cross_entropy(forward(x), train_labels[index], weight=weights)
             optimizer.zero_grad()
             loss.backward()
@@ -184,7 +187,7 @@ def main(argv=None) -> int:
             if step % 50 == 0:
                 print(f"epoch {epoch + 1} step {step}/{steps} loss {total / (step + 1):.3f} "
                       f"{(step + 1) * args.batch_size / (time.time() - started):.1f} img/s", flush=True)
-        probabilities = predict(forward, set_mode, centre[is_val])
+        probabilities = predict(forward, set_mode, canvases[is_val], args.input_size)
         matrix = metrics.confusion_matrix(labels[is_val], probabilities.argmax(1))
         balanced = metrics.balanced_accuracy(matrix)
         state["epoch"] = epoch + 1
@@ -201,7 +204,7 @@ def main(argv=None) -> int:
               f"(best {state['best_balanced_accuracy']:.3f} at {state['best_epoch']})", flush=True)
 
     model.load_state_dict(torch.load(args.out / "best.pt", weights_only=True))
-    probabilities = predict(forward, set_mode, centre)
+    probabilities = predict(forward, set_mode, canvases, args.input_size)
     np.savez(args.out / "teacher-probabilities.npz",
              image_ids=np.array([row["image_id"] for row in rows]), probabilities=probabilities)
     val_labels, val_probabilities = labels[is_val], probabilities[is_val]
