@@ -122,13 +122,18 @@ def read_model_card(card_path: str | Path) -> tuple[ModelInfo, Path]:
     return info, weights_path
 
 
+# Test-time augmentation: the image itself and its horizontal, vertical and double flips
+# (dermoscopic images have no "up"), as the spatial axes (0 = rows, 1 = columns) each view flips.
+# A view's heatmap is flipped back along the same axes before the heatmaps are averaged.
+TTA_FLIPS = ((), (1,), (0,), (0, 1))
+
+
 class NetworkRunner:
     """The network's compiled forward pass, with optional test-time augmentation (TTA).
 
-    Returns logits and the pooled embedding, each averaged over the views (the image itself and,
-    with TTA, its horizontal, vertical and double flips: dermoscopic images have no "up"), and
-    the last feature map of the un-flipped view (for Grad-CAM). One traced graph serves every
-    request; no per-call model building.
+    Returns logits and the pooled embedding, each averaged over the views (`TTA_FLIPS`, or the
+    image alone without TTA), and every view's last feature map (for Grad-CAM). One traced graph
+    serves every request; no per-call model building.
     """
 
     EMBEDDING_LAYER = "pool"
@@ -142,19 +147,18 @@ class NetworkRunner:
         # A second functional view on the same layers (the loaded model is never modified).
         network = keras.Model(model.inputs, [model.output, model.get_layer(self.EMBEDDING_LAYER).output,
                                              model.get_layer(FEATURE_LAYER).output])
-        self.tta = tta
+        self.flips = TTA_FLIPS if tta else TTA_FLIPS[:1]
 
         def forward(images, metadata):
-            views = [images]
-            if tta:
-                views += [tf.reverse(images, [2]), tf.reverse(images, [1]), tf.reverse(images, [1, 2])]
+            views = [tf.reverse(images, [axis + 1 for axis in flip]) if flip else images
+                     for flip in self.flips]
             count = len(views)
             logits, embeddings, feature_maps = network(
                 {"image": tf.concat(views, 0), "metadata": tf.tile(metadata, [count, 1])}, training=False)
             batch = tf.shape(images)[0]
             return (tf.reduce_mean(tf.reshape(logits, [count, batch, -1]), 0),
                     tf.reduce_mean(tf.reshape(embeddings, [count, batch, -1]), 0),
-                    feature_maps[:batch])
+                    feature_maps)
 
         self._forward = tf.function(forward, input_signature=[
             tf.TensorSpec((None, input_size, input_size, 3), tf.float32),
@@ -165,9 +169,10 @@ class NetworkRunner:
         logits, embeddings, _ = self._forward(images, metadata)
         return logits.numpy(), embeddings.numpy()
 
-    def with_feature_maps(self, images: np.ndarray, metadata: np.ndarray):
-        """(logits, embeddings, feature maps of the un-flipped images) for a batch."""
-        logits, embeddings, feature_maps = self._forward(images, metadata)
+    def with_feature_maps(self, image: np.ndarray, metadata: np.ndarray):
+        """(logits, embeddings, feature maps) for a batch of one image; the feature maps are one
+        per view, in the order of `self.flips`, each as the network saw its flipped view."""
+        logits, embeddings, feature_maps = self._forward(image, metadata)
         return logits.numpy(), embeddings.numpy(), feature_maps.numpy()
 
 
@@ -204,10 +209,8 @@ class KerasClassifier:
 
         # safe_mode refuses lambda layers and arbitrary code in the archive (CVE-2025-1550 class).
         self.model = keras.models.load_model(weights_path, compile=False, safe_mode=True)
-        self.feature_layer = self.info.card.get("feature_layer", "features")
-        self.runner = NetworkRunner(self.model, self.info.input_size,
-                                    tta=self.info.card.get("tta", False))
-        # Grad-CAM runs on the classification head alone, fed the feature map the runner already
+        self.runner = NetworkRunner(self.model, self.info.input_size, tta=self.info.card.get("tta", False))
+        # Grad-CAM runs on the classification head alone, fed the feature maps the runner already
         # computed: one forward pass per request, and no gradients through the convolutional
         # body. The head outputs logits, so no activation swap is needed, and it shares weights
         # with the served model, which is never modified. Built once, not per request.
@@ -237,13 +240,26 @@ class KerasClassifier:
         )
 
     def _heatmap(self, feature_maps, metadata, class_index: int) -> np.ndarray:
+        """Grad-CAM of the prediction the app reports, which averages the TTA views' logits: each
+        view's map, flipped back, averaged, then rectified and scaled to [0, 1]. The head is
+        global average pooling and a dense layer, so a view's unrectified map sums to the image's
+        contribution to that view's class logit, and the average of the maps is the map of the
+        averaged logit. (The map of
+        the unflipped view alone explained a quarter of the prediction; it did not flip with the
+        image and pointed at the lesion less often, measured in the README.)"""
         from tf_keras_vis.utils.scores import CategoricalScore
 
+        from dermalens.network import FEATURE_LAYER
+
+        views = len(self.runner.flips)
         with self._gradcam_lock:  # tf-keras-vis builds a Keras sub-model on each call
-            cams = self._gradcam(CategoricalScore([class_index]), [feature_maps, metadata],
-                                 penultimate_layer=self.feature_layer, expand_cam=False,
-                                 seek_penultimate_conv_layer=False)
-        cam = np.asarray(cams[0] if isinstance(cams, list) else cams, np.float32)[0]
+            cams = self._gradcam(CategoricalScore([class_index]),
+                                 [feature_maps, np.repeat(metadata, views, axis=0)],
+                                 penultimate_layer=FEATURE_LAYER, expand_cam=False,
+                                 seek_penultimate_conv_layer=False, activation_modifier=None,
+                                 normalize_cam=False)
+        cams = np.asarray(cams[0] if isinstance(cams, list) else cams, np.float32)
+        cam = np.mean([np.flip(view, flip) for view, flip in zip(cams, self.runner.flips)], axis=0)
         return upsample_heatmap(cam, self.info.input_size)
 
 

@@ -528,7 +528,7 @@ def finish(args, model, work_dir, state, widths, train_count, val_count):
     """Ship the best epoch: weights, training artefacts and the card, then calibrate the card."""
     from dermalens import calibrate
     from dermalens.inference import sha256_of_file
-    from dermalens.network import FEATURE_LAYER, build_resnet
+    from dermalens.network import build_resnet
 
     model.load_weights(work_dir / "best.weights.h5")
     # A fresh graph without optimizer state is what we ship (smaller, nothing but weights).
@@ -546,7 +546,6 @@ def finish(args, model, work_dir, state, widths, train_count, val_count):
         "version": args.version,
         "architecture": f"ResNet-18-style (basic blocks, 2 per stage, widths {list(widths)}), "
                         f"image + metadata inputs, {shipped.count_params():,} parameters",
-        "feature_layer": FEATURE_LAYER,
         "input_size": args.input_size,
         "classes": list(CLASSES),
         "preprocessing": preprocessing.describe(args.input_size),

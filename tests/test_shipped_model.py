@@ -66,6 +66,31 @@ def test_heatmap_is_finite_and_covers_the_input(classifier):
     assert np.isfinite(prediction.heatmap).all() and prediction.heatmap.max() <= 1.0
 
 
+@pytest.mark.parametrize("axes", [(1,), (0,), (0, 1)], ids=["left-right", "up-down", "both"])
+def test_the_heatmap_flips_with_the_image(classifier, axes):
+    """The heatmap explains the prediction averaged over the flipped views, so a flipped image
+    gets the same prediction and the flipped heatmap."""
+    rgb = fixture_rgb("ISIC_0025964")
+    original, flipped = classifier.analyse(rgb), classifier.analyse(np.ascontiguousarray(np.flip(rgb, axes)))
+    assert flipped.probabilities == pytest.approx(original.probabilities, abs=1e-5)
+    np.testing.assert_allclose(flipped.heatmap, np.flip(original.heatmap, axes), atol=1e-3)
+
+
+@pytest.mark.parametrize("image_id", ["ISIC_0025964", "ISIC_0024698"], ids=["melanoma", "nevus"])
+def test_the_heatmap_follows_a_lesion_moved_off_centre(classifier, image_id):
+    """The fixture's analysed square, extended by half its side to the right and below with its
+    own edge pixels, puts the lesion in the upper left: the heatmap's peak goes with it."""
+    rgb = fixture_rgb(image_id)
+    top, left, side = preprocessing.analysed_square(rgb)
+    moved = cv2.copyMakeBorder(rgb[top:top + side, left:left + side], 0, side // 2, 0, side // 2,
+                               cv2.BORDER_REPLICATE)
+    heatmap = classifier.analyse(moved).heatmap
+    size = heatmap.shape[0]
+    peak = np.array(np.unravel_index(np.argmax(heatmap), heatmap.shape))
+    lesion_centre, image_centre = np.full(2, size / 3), np.full(2, size / 2)
+    assert np.linalg.norm(peak - lesion_centre) < np.linalg.norm(peak - image_centre)
+
+
 def test_the_colour_correction_it_applied_is_reported(classifier):
     rgb = fixture_rgb(fixture_rows()[0]["image_id"])
     assert classifier.analyse(rgb, explain=False).colour_gains == (1.0, 1.0, 1.0)
