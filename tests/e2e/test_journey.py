@@ -37,6 +37,15 @@ def register(page, username):
     expect(page).to_have_url(re.compile(r"/analyses/new$"))
 
 
+def open_from_menu(page, name, url_pattern):
+    """Follow a menu link and wait until the new page has loaded: its scripts attach their
+    handlers (drop, submit, comparison ticks) at DOMContentLoaded, and an event sent before that
+    would miss them (seen once, on a loaded machine)."""
+    page.get_by_role("link", name=name, exact=True).click()
+    expect(page).to_have_url(re.compile(url_pattern))
+    page.wait_for_load_state("load")
+
+
 def analyse_with_busy_indicator(page):
     """Submit the form and check the busy indicator appeared as it was sent.
 
@@ -76,7 +85,7 @@ def test_the_clinician_journey(page):
     screenshot(page, "03-history-empty")
 
     # New analysis by the file picker.
-    page.get_by_role("link", name="New analysis", exact=True).click()
+    open_from_menu(page, "New analysis", r"/analyses/new$")
     check_accessibility(page, "new analysis")
     screenshot(page, "04-new-analysis")
     page.get_by_label(re.compile("Dermoscopic image")).set_input_files(str(LESION))
@@ -126,7 +135,7 @@ def test_the_clinician_journey(page):
     assert pixels.std() > 10 and (pixels < 128).mean() > 0.01  # text and images, not a blank page
 
     # Second analysis by drag and drop, of an image taken under a blue light.
-    page.get_by_role("link", name="New analysis", exact=True).click()
+    open_from_menu(page, "New analysis", r"/analyses/new$")
     data = base64.b64encode(blue_cast_jpeg(SECOND_LESION)).decode()
     transfer = page.evaluate_handle(
         """data => { const bytes = Uint8Array.from(atob(data), c => c.charCodeAt(0));
@@ -142,7 +151,7 @@ def test_the_clinician_journey(page):
     screenshot(page, "06b-result-with-notice")
 
     # An invalid file gives an inline error and stores nothing.
-    page.get_by_role("link", name="New analysis", exact=True).click()
+    open_from_menu(page, "New analysis", r"/analyses/new$")
     page.get_by_label(re.compile("Dermoscopic image")).set_input_files(
         files=[{"name": "notes.jpg", "mimeType": "image/jpeg", "buffer": b"these are not pixels"}])
     page.get_by_role("button", name="Analyse image").click()
@@ -150,7 +159,7 @@ def test_the_clinician_journey(page):
     screenshot(page, "07-invalid-upload")
 
     # Compare the two side by side, ticked in the history.
-    page.get_by_role("link", name="History", exact=True).click()
+    open_from_menu(page, "History", r"/history")
     status = page.locator("[data-comparison-status]")
     page.get_by_role("button", name="Compare selected").click()
     expect(status).to_contain_text("Select between 2 and 4 analyses to compare (0 selected).")
