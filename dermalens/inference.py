@@ -244,9 +244,9 @@ class KerasClassifier:
         view's map, flipped back, averaged, then rectified and scaled to [0, 1]. The head is
         global average pooling and a dense layer, so a view's unrectified map sums to the image's
         contribution to that view's class logit, and the average of the maps is the map of the
-        averaged logit. (The map of
-        the unflipped view alone explained a quarter of the prediction; it did not flip with the
-        image and pointed at the lesion less often, measured in the README.)"""
+        averaged logit. (The map of the unflipped view alone explained a quarter of the
+        prediction; it did not flip with the image and pointed at the lesion less often, as
+        measured in the README.)"""
         from tf_keras_vis.utils.scores import CategoricalScore
 
         from dermalens.network import FEATURE_LAYER
