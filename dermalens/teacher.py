@@ -146,9 +146,11 @@ def main(argv=None) -> int:
     rows = read_metadata(args.data, args.limit)
     split = read_split(args.split)
     rows = [row for row in rows if row["image_id"] in split]
-    canvases, _, _, labels = load_arrays(args.data, rows, args.input_size,
-                                         round(args.input_size * CANVAS_SCALE))
     is_val = np.array([split[row["image_id"]] == "val" for row in rows])
+    # It trains and validates on its canvases (resized in `predict`), so it asks for no float inputs.
+    canvases, _, _, labels = load_arrays(args.data, rows, args.input_size,
+                                         round(args.input_size * CANVAS_SCALE),
+                                         served=np.zeros(len(rows), bool))
     weights = torch.from_numpy(class_weights(labels[~is_val]))
     train_images, train_labels = torch.from_numpy(canvases[~is_val]), torch.from_numpy(labels[~is_val])
 

@@ -125,6 +125,30 @@ def test_training_and_serving_paths_give_the_same_tensor(tmp_path, width, height
     np.testing.assert_array_equal(training_metadata[0], preprocessing.encode_metadata(45, "male", "back"))
 
 
+def test_the_trainer_builds_served_tensors_only_for_the_rows_asked(tmp_path):
+    """Training augments the canvases and validates on served tensors: with a mask, the trainer
+    builds those tensors for the masked rows only, in row order, and canvases for every row."""
+    from dermalens import analysis_service, train
+
+    data_dir = tmp_path / "data"
+    (data_dir / "images").mkdir(parents=True)
+    jpegs = {f"ISIC_{n}": encode(lesion_array(200 + 40 * n, 150), "JPEG", quality=80) for n in range(3)}
+    for image_id, jpeg in jpegs.items():
+        (data_dir / "images" / f"{image_id}.jpg").write_bytes(jpeg)
+    (data_dir / "HAM10000_metadata.csv").write_text(
+        "lesion_id,image_id,dx,dx_type,age,sex,localization\n"
+        + "".join(f"HAM_{n},ISIC_{n},nv,histo,,,\n" for n in range(3)))
+    rows = train.read_metadata(data_dir)
+    canvases, inputs, metadata, labels = train.load_arrays(
+        data_dir, rows, 128, 160, served=np.array([True, False, True]))
+
+    assert canvases.shape == (3, 160, 160, 3) and len(metadata) == len(labels) == 3
+    assert inputs.shape == (2, 128, 128, 3)
+    for tensor, image_id in zip(inputs, ["ISIC_0", "ISIC_2"]):
+        served = analysis_service.decode_for_analysis(jpegs[image_id])
+        np.testing.assert_array_equal(tensor, preprocessing.network_input(served, 128))
+
+
 def test_a_larger_upload_is_seen_as_its_own_training_style_copy():
     """A sharp 600x450 photo reaches the network exactly as the 200x150 quality-75 JPEG copy the
     training data were made of would, not with detail and texture the network never saw."""
