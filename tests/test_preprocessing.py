@@ -145,8 +145,8 @@ def test_the_trainer_builds_served_tensors_only_for_the_rows_asked(tmp_path):
     assert canvases.shape == (3, 160, 160, 3) and len(metadata) == len(labels) == 3
     assert inputs.shape == (2, 128, 128, 3)
     for tensor, image_id in zip(inputs, ["ISIC_0", "ISIC_2"]):
-        served = analysis_service.decode_for_analysis(jpegs[image_id])
-        np.testing.assert_array_equal(tensor, preprocessing.network_input(served, 128))
+        uploaded = analysis_service.decode_for_analysis(jpegs[image_id])
+        np.testing.assert_array_equal(tensor, preprocessing.network_input(uploaded, 128))
 
 
 def test_a_larger_upload_is_seen_as_its_own_training_style_copy():
