@@ -43,7 +43,8 @@ class ModelInfo:
 
 @dataclass(frozen=True)
 class Prediction:
-    """Calibrated class probabilities and a Grad-CAM map for the most likely class.
+    """Calibrated class probabilities and a heatmap (LayerCAM, of the Grad-CAM
+    family) for the most likely class.
 
     `heatmap` is float32 in [0, 1] over the network's input square (input_size x input_size),
     i.e. over the analysed square of the image (`preprocessing.analysed_square`).
@@ -74,7 +75,7 @@ class Classifier(Protocol):
     gate: "Gate | None"
 
     def analyse(self, rgb: np.ndarray, age=None, sex=None, site=None, explain: bool = True) -> Prediction:
-        """Calibrated probabilities for one RGB image (any size) and, if `explain`, the Grad-CAM
+        """Calibrated probabilities for one RGB image (any size) and, if `explain`, the LayerCAM
         heatmap of the top class (else `heatmap` is None)."""
 
 
@@ -132,7 +133,8 @@ class NetworkRunner:
     """The network's compiled forward pass, with optional test-time augmentation (TTA).
 
     Returns logits and the pooled embedding, each averaged over the views (`TTA_FLIPS`, or the
-    image alone without TTA), and every view's last feature map (for Grad-CAM). One traced graph
+    image alone without TTA), and every view's feature map at the layer the heatmap explains
+    (`network.explained_feature_layer`). One traced graph
     serves every request; no per-call model building.
     """
 
@@ -142,11 +144,11 @@ class NetworkRunner:
         import keras
         import tensorflow as tf
 
-        from dermalens.network import FEATURE_LAYER
+        from dermalens.network import explained_feature_layer
 
         # A second functional view on the same layers (the loaded model is never modified).
         network = keras.Model(model.inputs, [model.output, model.get_layer(self.EMBEDDING_LAYER).output,
-                                             model.get_layer(FEATURE_LAYER).output])
+                                             model.get_layer(explained_feature_layer(model)).output])
         self.flips = TTA_FLIPS if tta else TTA_FLIPS[:1]
 
         def forward(images, metadata):
@@ -170,8 +172,9 @@ class NetworkRunner:
         return logits.numpy(), embeddings.numpy()
 
     def with_feature_maps(self, image: np.ndarray, metadata: np.ndarray):
-        """(logits, embeddings, feature maps) for a batch of one image; the feature maps are one
-        per view, in the order of `self.flips`, each as the network saw its flipped view."""
+        """(logits, embeddings, feature maps) for a batch of one image; the feature maps (at the
+        explained layer) are one per view, in the order of `self.flips`, each as the network saw
+        its flipped view."""
         logits, embeddings, feature_maps = self._forward(image, metadata)
         return logits.numpy(), embeddings.numpy(), feature_maps.numpy()
 
@@ -203,19 +206,19 @@ class KerasClassifier:
         self.gate = load_gate(card_path, self.info.card)
         import keras
         import tensorflow as tf
-        from tf_keras_vis.gradcam import Gradcam
+        from tf_keras_vis.layercam import Layercam
 
-        from dermalens.network import classification_head
+        from dermalens.network import explanation_tail
 
         # safe_mode refuses lambda layers and arbitrary code in the archive (CVE-2025-1550 class).
         self.model = keras.models.load_model(weights_path, compile=False, safe_mode=True)
         self.runner = NetworkRunner(self.model, self.info.input_size, tta=self.info.card.get("tta", False))
-        # Grad-CAM runs on the classification head alone, fed the feature maps the runner already
-        # computed: one forward pass per request, and no gradients through the convolutional
-        # body. The head outputs logits, so no activation swap is needed, and it shares weights
-        # with the served model, which is never modified. Built once, not per request.
-        self._gradcam = Gradcam(classification_head(self.model), clone=False)
-        self._gradcam_lock = threading.Lock()
+        # The heatmap runs on the network's tail alone (last stage and head), fed the feature
+        # maps the runner already computed: one forward pass of the body per request, and no
+        # gradients through it. The tail outputs logits, so no activation swap is needed, and it
+        # is made of the served model's own layers, which are never modified. Built once.
+        self._layercam = Layercam(explanation_tail(self.model), clone=False)
+        self._layercam_lock = threading.Lock()
         self.device = "GPU" if tf.config.list_physical_devices("GPU") else "CPU"
         size = self.info.input_size
         self.analyse(np.zeros((size, size, 3), np.uint8))  # trace and build once, at startup
@@ -240,24 +243,27 @@ class KerasClassifier:
         )
 
     def _heatmap(self, feature_maps, metadata, class_index: int) -> np.ndarray:
-        """Grad-CAM of the prediction the app reports, which averages the TTA views' logits: each
-        view's map, flipped back, averaged, then rectified and scaled to [0, 1]. The head is
-        global average pooling and a dense layer, so a view's unrectified map sums to the image's
-        contribution to that view's class logit, and the average of the maps is the map of the
-        averaged logit. (The map of the unflipped view alone explained a quarter of the
-        prediction; it did not flip with the image and pointed at the lesion less often, as
-        measured in the README.)"""
+        """LayerCAM (a Grad-CAM variant; Jiang et al. 2021) of the prediction the app reports.
+
+        At each cell of the explained feature map (`network.explained_feature_layer`), every
+        channel's activation is weighted by its own positive gradient of the class logit and the
+        channels summed. (Grad-CAM's one weight per channel made a poor map at that layer: README.)
+        The app reports the mean of the TTA views' logits, whose gradient at each view is the
+        view's own divided by the number of views, so its map is the mean of the views' maps, each
+        flipped back: what this returns, rectified and scaled to [0, 1]. (The map of the unflipped
+        view alone explained a quarter of the prediction; it did not flip with the image and
+        pointed at the lesion less often, as measured in the README.)"""
         from tf_keras_vis.utils.scores import CategoricalScore
 
-        from dermalens.network import FEATURE_LAYER
+        from dermalens.network import EXPLAINED_LAYER
 
         views = len(self.runner.flips)
-        with self._gradcam_lock:  # tf-keras-vis builds a Keras sub-model on each call
-            cams = self._gradcam(CategoricalScore([class_index]),
-                                 [feature_maps, np.repeat(metadata, views, axis=0)],
-                                 penultimate_layer=FEATURE_LAYER, expand_cam=False,
-                                 seek_penultimate_conv_layer=False, activation_modifier=None,
-                                 normalize_cam=False)
+        with self._layercam_lock:  # tf-keras-vis builds a Keras sub-model on each call
+            cams = self._layercam(CategoricalScore([class_index]),
+                                  [feature_maps, np.repeat(metadata, views, axis=0)],
+                                  penultimate_layer=EXPLAINED_LAYER, expand_cam=False,
+                                  seek_penultimate_conv_layer=False, activation_modifier=None,
+                                  normalize_cam=False)
         cams = np.asarray(cams[0] if isinstance(cams, list) else cams, np.float32)
         cam = np.mean([np.flip(view, flip) for view, flip in zip(cams, self.runner.flips)], axis=0)
         return upsample_heatmap(cam, self.info.input_size)

@@ -66,6 +66,34 @@ def test_heatmap_is_finite_and_covers_the_input(classifier):
     assert np.isfinite(prediction.heatmap).all() and prediction.heatmap.max() <= 1.0
 
 
+def test_the_heatmap_is_layercam_of_the_reported_prediction(classifier):
+    """Worked out by hand: the gradient of the top class's logit, averaged over the four flipped
+    views as the app reports it, at the last stage but one; each cell sums the activations
+    weighted by their positive gradients, views flipped back and added, then scaled to [0, 1]."""
+    import keras
+    import tensorflow as tf
+
+    from dermalens.inference import TTA_FLIPS, upsample_heatmap
+    from dermalens.network import explained_feature_layer
+
+    model = classifier.model
+    body = keras.Model(model.inputs, [model.get_layer(explained_feature_layer(model)).output, model.output])
+    rgb = fixture_rgb("ISIC_0025964")
+    prediction = classifier.analyse(rgb, age=55, sex="male", site="back")
+    image = preprocessing.normalise(preprocessing.corrected_square(rgb, classifier.info.input_size)[0])
+    views = tf.constant(np.stack([np.flip(image, flip) for flip in TTA_FLIPS]))
+    metadata = tf.constant(np.repeat(preprocessing.encode_metadata(55, "male", "back")[None], 4, 0))
+    with tf.GradientTape() as tape:
+        feature_maps, logits = body({"image": views, "metadata": metadata})
+        score = tf.reduce_mean(logits[:, CLASSES.index(prediction.heatmap_class)])
+    gradients = tape.gradient(score, feature_maps).numpy()
+    cams = (np.maximum(gradients, 0) * feature_maps.numpy()).sum(-1)
+    cam = sum(np.flip(view, flip) for view, flip in zip(cams, TTA_FLIPS))
+    assert cam.shape == (10, 10)  # stride 16 over the 160 px input
+    np.testing.assert_allclose(prediction.heatmap, upsample_heatmap(cam, classifier.info.input_size),
+                               atol=1e-4)
+
+
 @pytest.mark.parametrize("axes", [(1,), (0,), (0, 1)], ids=["left-right", "up-down", "both"])
 def test_the_heatmap_flips_with_the_image(classifier, axes):
     """The heatmap explains the prediction averaged over the flipped views, so a flipped image
@@ -89,6 +117,18 @@ def test_the_heatmap_follows_a_lesion_moved_off_centre(classifier, image_id):
     peak = np.array(np.unravel_index(np.argmax(heatmap), heatmap.shape))
     lesion_centre, image_centre = np.full(2, size / 3), np.full(2, size / 2)
     assert np.linalg.norm(peak - lesion_centre) < np.linalg.norm(peak - image_centre)
+
+
+def test_the_heatmap_weighs_the_fixtures_lesions_more_than_a_blob_that_ignores_the_image(classifier):
+    from dermalens import heatmap_quality
+    from dermalens.evaluate import read_labels
+
+    result = heatmap_quality.measure(classifier, FIXTURES, read_labels(FIXTURES / "labels.csv"))
+    assert result["n"] + result["left_out"] == len(fixture_rows()) and result["n"] >= 4
+    served, blob = result["served"], result["centred_blob"]
+    assert all(0 <= served[key] <= 1 for key in ("pointing", "share_on_lesion", "iou"))
+    assert served["share_on_lesion"] > blob["share_on_lesion"]
+    assert served["deletion_drop"] > 0
 
 
 def test_the_colour_correction_it_applied_is_reported(classifier):

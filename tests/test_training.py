@@ -353,15 +353,17 @@ def test_evaluate_measures_out_of_scope_images(trained, tmp_path):
     assert result["by_kind"]["tiny"]["gate_flagged"] == 1.0  # below the minimum size
 
 
-def test_classification_head_reproduces_the_network(trained):
+def test_explanation_tail_reproduces_the_network(trained):
     import keras
 
-    from dermalens.network import FEATURE_LAYER, classification_head
+    from dermalens.network import explained_feature_layer, explanation_tail
 
     model = keras.models.load_model(trained / "models" / "tiny.keras", safe_mode=True)
-    body = keras.Model(model.inputs, [model.output, model.get_layer(FEATURE_LAYER).output])
+    explained = explained_feature_layer(model)
+    assert explained == "stage3_block2_out"  # the tiny network has the shipped one's four stages
+    body = keras.Model(model.inputs, [model.output, model.get_layer(explained).output])
     images = np.random.default_rng(0).uniform(-1, 1, (3, 32, 32, 3)).astype("float32")
     metadata = np.zeros((3, 18), "float32")
     logits, feature_maps = body({"image": images, "metadata": metadata})
-    head_logits = classification_head(model)([np.asarray(feature_maps), metadata])
-    np.testing.assert_allclose(np.asarray(head_logits), np.asarray(logits), rtol=1e-4, atol=1e-5)
+    tail_logits = explanation_tail(model)([np.asarray(feature_maps), metadata])
+    np.testing.assert_allclose(np.asarray(tail_logits), np.asarray(logits), rtol=1e-4, atol=1e-5)
