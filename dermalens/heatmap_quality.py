@@ -77,22 +77,26 @@ def hottest_blurred(image: np.ndarray, heatmap: np.ndarray) -> np.ndarray:
 
 def measure(classifier, images: Path, rows: list[dict], progress=None) -> dict:
     """Mean pointing, share on lesion, IoU and deletion drop of the served heatmap and of the
-    centred blob over the images with a plausible lesion mask; also n and how many were left out."""
+    centred blob over the images with a plausible lesion mask; also n, how many images were
+    left out for want of one (`left_out`) and how many were missing or unreadable (`unreadable`)."""
     from dermalens import analysis_service, metrics, preprocessing
     from dermalens.evaluate import find_image
 
     size = classifier.info.input_size
     blob = centred_blob(size)
     scores = {"served": [], "centred_blob": []}
-    left_out = 0
+    left_out = unreadable = 0
     for row in (progress(rows) if progress else rows):
         path = find_image(images, row["image_id"])
         try:
             rgb = analysis_service.decode_for_analysis(path.read_bytes()) if path else None
         except preprocessing.InvalidImage:
             rgb = None
-        square = preprocessing.corrected_square(rgb, size)[0] if rgb is not None else None
-        mask = lesion_mask(square) if square is not None else None
+        if rgb is None:
+            unreadable += 1
+            continue
+        square = preprocessing.corrected_square(rgb, size)[0]
+        mask = lesion_mask(square)
         if mask is None:
             left_out += 1
             continue
@@ -105,7 +109,7 @@ def measure(classifier, images: Path, rows: list[dict], progress=None) -> dict:
             logits, _ = classifier.runner(hottest_blurred(image, heatmap)[None], metadata)
             after = float(metrics.softmax(logits[0], classifier.info.temperature)[top])
             scores[name].append({**agreement(heatmap, mask), "deletion_drop": top_probability - after})
-    result = {"n": len(scores["served"]), "left_out": left_out}
+    result = {"n": len(scores["served"]), "left_out": left_out, "unreadable": unreadable}
     for name, per_image in scores.items():
         result[name] = {key: float(np.mean([score[key] for score in per_image])) if per_image else None
                         for key in ("pointing", "share_on_lesion", "iou", "deletion_drop")}
@@ -133,7 +137,11 @@ def main(argv=None) -> int:
     result = measure(classifier, args.images, rows,
                      progress=lambda items: tqdm(items, desc="heatmaps", unit="img", mininterval=5))
     result["model"] = {"name": classifier.info.name, "version": classifier.info.version}
-    print(f"images with a plausible lesion mask: {result['n']} (left out {result['left_out']})")
+    print(f"images with a plausible lesion mask: {result['n']} (left out {result['left_out']}; "
+          f"missing or unreadable {result['unreadable']})")
+    if not result["n"]:
+        print(f"error: no image in {args.images} had a plausible lesion mask", file=sys.stderr)
+        return 2
     for name in ("served", "centred_blob"):
         figures = result[name]
         if figures["pointing"] is not None:

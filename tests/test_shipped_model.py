@@ -125,10 +125,21 @@ def test_the_heatmap_weighs_the_fixtures_lesions_more_than_a_blob_that_ignores_t
 
     result = heatmap_quality.measure(classifier, FIXTURES, read_labels(FIXTURES / "labels.csv"))
     assert result["n"] + result["left_out"] == len(fixture_rows()) and result["n"] >= 4
+    assert result["unreadable"] == 0
     served, blob = result["served"], result["centred_blob"]
     assert all(0 <= served[key] <= 1 for key in ("pointing", "share_on_lesion", "iou"))
     assert served["share_on_lesion"] > blob["share_on_lesion"]
     assert served["deletion_drop"] > 0
+
+
+def test_heatmap_quality_counts_missing_images_apart_and_scores_nothing(classifier, tmp_path):
+    from dermalens import heatmap_quality
+    from dermalens.evaluate import read_labels
+
+    (tmp_path / f"{fixture_rows()[0]['image_id']}.jpg").write_bytes(b"not a jpeg")
+    result = heatmap_quality.measure(classifier, tmp_path, read_labels(FIXTURES / "labels.csv"))
+    assert result["n"] == result["left_out"] == 0 and result["unreadable"] == len(fixture_rows())
+    assert result["served"]["pointing"] is None
 
 
 def test_the_colour_correction_it_applied_is_reported(classifier):
