@@ -24,6 +24,7 @@ import cv2
 import numpy as np
 
 from dermalens.config import DEFAULT_MODEL_CARD
+from dermalens.lesions import CLASSES
 
 # The lesion proxy is implausible outside these shares of the analysed square.
 LESION_SHARE_RANGE = (0.03, 0.70)
@@ -102,7 +103,7 @@ def measure(classifier, images: Path, rows: list[dict], progress=None) -> dict:
             continue
         prediction = classifier.analyse(rgb, row["age"], row["sex"], row["site"])
         top_probability = prediction.probabilities[prediction.heatmap_class]
-        top = list(prediction.probabilities).index(prediction.heatmap_class)
+        top = CLASSES.index(prediction.heatmap_class)
         image = preprocessing.normalise(square)
         metadata = preprocessing.encode_metadata(row["age"], row["sex"], row["site"])[None]
         for name, heatmap in (("served", prediction.heatmap), ("centred_blob", blob)):
