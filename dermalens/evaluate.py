@@ -72,24 +72,33 @@ def find_image(folder: Path, image_id: str) -> Path | None:
     return None
 
 
+def read_labelled_image(folder: Path, image_id: str) -> tuple[np.ndarray | None, str | None]:
+    """(the image `image_id` in `folder` decoded as the app decodes an upload, None), or
+    (None, why not): no such file, or the app would refuse it."""
+    from dermalens import analysis_service, preprocessing
+
+    path = find_image(folder, image_id)
+    if path is None:
+        return None, "image file not found"
+    try:
+        return analysis_service.decode_for_analysis(path.read_bytes()), None
+    except preprocessing.InvalidImage as error:
+        return None, str(error)
+
+
 def evaluate(classifier, images: Path, rows: list[dict], progress=None) -> dict:
     """Run every labelled image through `analysis_service.assess_image`.
 
     :return: {"labels", "probabilities", "indeterminate", "noticed" (a notice, e.g. colours
         adjusted, was shown), "skipped": [(image_id, reason)], "ids"}
     """
-    from dermalens import analysis_service, preprocessing
+    from dermalens import analysis_service
 
     labels, probabilities, indeterminate, noticed, skipped, ids = [], [], [], [], [], []
     for row in (progress(rows) if progress else rows):
-        path = find_image(images, row["image_id"])
-        if path is None:
-            skipped.append((row["image_id"], "image file not found"))
-            continue
-        try:
-            rgb = analysis_service.decode_for_analysis(path.read_bytes())
-        except preprocessing.InvalidImage as error:
-            skipped.append((row["image_id"], str(error)))
+        rgb, why_not = read_labelled_image(images, row["image_id"])
+        if rgb is None:
+            skipped.append((row["image_id"], why_not))
             continue
         assessment = analysis_service.assess_image(classifier, rgb, row["age"], row["sex"],
                                                    row["site"], explain=False)

@@ -80,19 +80,15 @@ def measure(classifier, images: Path, rows: list[dict], progress=None) -> dict:
     """Mean pointing, share on lesion, IoU and deletion drop of the served heatmap and of the
     centred blob over the images with a plausible lesion mask; also n, how many images were
     left out for want of one (`left_out`) and how many were missing or unreadable (`unreadable`)."""
-    from dermalens import analysis_service, metrics, preprocessing
-    from dermalens.evaluate import find_image
+    from dermalens import metrics, preprocessing
+    from dermalens.evaluate import read_labelled_image
 
     size = classifier.info.input_size
     blob = centred_blob(size)
     scores = {"served": [], "centred_blob": []}
     left_out = unreadable = 0
     for row in (progress(rows) if progress else rows):
-        path = find_image(images, row["image_id"])
-        try:
-            rgb = analysis_service.decode_for_analysis(path.read_bytes()) if path else None
-        except preprocessing.InvalidImage:
-            rgb = None
+        rgb, _ = read_labelled_image(images, row["image_id"])
         if rgb is None:
             unreadable += 1
             continue
@@ -145,10 +141,9 @@ def main(argv=None) -> int:
         return 2
     for name in ("served", "centred_blob"):
         figures = result[name]
-        if figures["pointing"] is not None:
-            print(f"  {name:13s} pointing {figures['pointing']:.1%}  share on lesion "
-                  f"{figures['share_on_lesion']:.3f}  IoU {figures['iou']:.3f}  "
-                  f"deletion drop {figures['deletion_drop']:.3f}")
+        print(f"  {name:13s} pointing {figures['pointing']:.1%}  share on lesion "
+              f"{figures['share_on_lesion']:.3f}  IoU {figures['iou']:.3f}  "
+              f"deletion drop {figures['deletion_drop']:.3f}")
     if args.out:
         args.out.write_text(json.dumps(result, indent=2) + "\n")
     return 0
