@@ -11,7 +11,7 @@ export DERMALENS_ENV
 # The pytest configuration lives with the tests.
 PYTEST_ARGS := -c tests/pytest.ini --rootdir .
 
-.PHONY: run db test test-fast check e2e bench teacher train evaluate clean
+.PHONY: run db test test-fast check e2e bench train evaluate clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -21,7 +21,7 @@ $(VENV)/.installed: requirements.txt | $(BIN)/python
 	$(BIN)/pip install --quiet -r requirements.txt
 	touch $@
 
-$(VENV)/.installed-dev: tests/requirements.txt $(VENV)/.installed
+$(VENV)/.installed-dev: tests/requirements.txt tools/requirements.txt $(VENV)/.installed
 	$(BIN)/pip install --quiet -r tests/requirements.txt
 	touch $@
 
@@ -35,10 +35,10 @@ run: db
 test: $(VENV)/.installed-dev
 	$(BIN)/python -m pytest $(PYTEST_ARGS) -q
 
-# Static and dependency checks: bandit on the package, pip-audit on the pinned requirements.
+# Static and dependency checks: bandit on the code, pip-audit on the pinned requirements.
 check: $(VENV)/.installed-dev
-	$(BIN)/bandit -q -r dermalens
-	$(BIN)/pip-audit -r requirements.txt
+	$(BIN)/bandit -q -r dermalens tools
+	$(BIN)/pip-audit -r requirements.txt -r tools/requirements.txt
 
 # Browser journey in headless Chromium (Debian's; installed when missing and run as root).
 e2e: $(VENV)/.installed-dev
@@ -50,22 +50,11 @@ e2e: $(VENV)/.installed-dev
 
 # Speed and memory figures of the deployed app (prints a table, writes bench-results/*.json).
 bench: $(VENV)/.installed-dev
-	$(BIN)/python -m dermalens.benchmark
+	$(BIN)/python -m tools.benchmark
 
 # Everything except the tests that load TensorFlow.
 test-fast: $(VENV)/.installed-dev
 	$(BIN)/python -m pytest $(PYTEST_ARGS) -q -m "not tensorflow"
-
-# The distillation teacher (ImageNet EfficientNet-Lite0 in PyTorch) lives in its own environment.
-TEACHER_VENV := .teacher-venv
-$(TEACHER_VENV)/.installed: dermalens/teacher-requirements.txt
-	$(PYTHON) -m venv $(TEACHER_VENV)
-	$(TEACHER_VENV)/bin/pip install --quiet -r dermalens/teacher-requirements.txt
-	touch $@
-
-teacher: $(TEACHER_VENV)/.installed
-	$(TEACHER_VENV)/bin/python -m dermalens.teacher --data $(DATA) \
-		--split models/dermalens-resnet18s-v1.split.csv --out .training/teacher --resume
 
 # The shipped model's four stages (see models/README.md); each resumes where it stopped, and
 # only the last one writes to models/ (the others are calibrated without TTA, 4x faster, as only
@@ -96,4 +85,4 @@ evaluate: $(VENV)/.installed
 	$(BIN)/python -m dermalens.evaluate --images $(IMAGES) --labels $(LABELS) --out evaluation-output
 
 clean:
-	rm -rf $(VENV) $(TEACHER_VENV) .pytest_cache
+	rm -rf $(VENV) .pytest_cache

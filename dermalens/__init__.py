@@ -1,125 +1,17 @@
-"""DermaLens: decision support for dermoscopic skin-lesion triage (a Flask application)."""
+"""DermaLens: decision support for dermoscopic skin-lesion triage (a Flask application).
 
-import os
-from pathlib import Path
+`create_app` (in `dermalens.factory`) is imported on first use, so that the framework-free
+modules (the image pipeline, inference, assessment) and the training tools import without Flask.
+"""
 
-from flask import Flask
-from werkzeug.middleware.proxy_fix import ProxyFix
-
-from dermalens import config as settings
-from dermalens.config import PROJECT_ROOT, ConfigurationError
+from dermalens.config import ConfigurationError
 
 __all__ = ["create_app", "ConfigurationError"]
 
 
-def create_app(test_config: dict | None = None, instance_path: str | None = None) -> Flask:
-    """Build the app: configuration, extensions, database, classifier, blueprints.
+def __getattr__(name: str):
+    if name == "create_app":
+        from dermalens.factory import create_app
 
-    `test_config` overrides settings; its optional "CLASSIFIER" entry injects a classifier
-    object instead of loading the Keras model named by the model card.
-
-    :raise ConfigurationError: production without a real SECRET_KEY, or an unwritable instance
-        folder.
-    :raise inference.ModelLoadError: model weights missing or not matching the model card.
-    """
-    app = Flask(__name__, instance_path=instance_path or os.environ.get("DERMALENS_INSTANCE_PATH")
-                or str(PROJECT_ROOT / "instance"), instance_relative_config=True,
-                template_folder=str(PROJECT_ROOT / "templates"),
-                static_folder=str(PROJECT_ROOT / "static"))
-    app.config.update(settings.from_environment(app.instance_path))
-    test_config = dict(test_config or {})
-    classifier = test_config.pop("CLASSIFIER", None)
-    app.config.update(test_config)
-    _ensure_writable(Path(app.instance_path), Path(app.config["UPLOAD_FOLDER"]))
-    settings.ensure_secret_key(app.config, app.instance_path)
-
-    proxy_hops = int(os.environ.get("DERMALENS_PROXY_HOPS", "0"))
-    if proxy_hops:
-        # Trust exactly this many proxies in front of us (e.g. 1 on Render), never more, so a
-        # client cannot choose its own address for rate limiting and the audit trail.
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxy_hops, x_proto=proxy_hops)
-
-    _configure_logging(app)
-    register_extensions(app)
-    app.extensions["classifier"] = classifier or _load_classifier(app.config["MODEL_CARD"])
-    register_blueprints(app)
-    register_errorhandlers(app)
-    register_commands(app)
-    register_template_context(app)
-    return app
-
-
-def _configure_logging(app: Flask) -> None:
-    """Send the app's own INFO logs (e.g. analysis timings) to stderr, where gunicorn collects them."""
-    import logging
-
-    logger = logging.getLogger("dermalens")
-    if not logger.handlers and not app.testing:
-        handler = logging.StreamHandler()
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-        logger.addHandler(handler)
-        logger.setLevel(logging.INFO)
-
-
-def _ensure_writable(*folders: Path) -> None:
-    for folder in folders:
-        try:
-            folder.mkdir(parents=True, exist_ok=True)
-        except OSError as error:
-            raise ConfigurationError(f"Cannot create the data folder {folder}: {error}") from error
-        if not os.access(folder, os.W_OK | os.X_OK):
-            raise ConfigurationError(f"The data folder {folder} is not writable by this process.")
-
-
-def _load_classifier(card_path: str):
-    from dermalens.inference import KerasClassifier
-
-    return KerasClassifier(card_path)
-
-
-def register_extensions(app: Flask) -> None:
-    from dermalens.database import configure_sqlite, create_schema
-    from dermalens.extensions import csrf, db, limiter, login_manager
-
-    db.init_app(app)
-    csrf.init_app(app)
-    limiter.init_app(app)
-    login_manager.init_app(app)
-    login_manager.login_view = "auth.login"
-    login_manager.login_message = "Please sign in to continue."
-    login_manager.login_message_category = "info"
-    with app.app_context():
-        configure_sqlite(db.engine)
-        create_schema()
-
-
-def register_blueprints(app: Flask) -> None:
-    from dermalens.views import account, analyses, api, auth, history, reports
-
-    for blueprint in (auth.bp, analyses.bp, history.bp, reports.bp, account.bp, api.bp):
-        app.register_blueprint(blueprint)
-
-
-def register_errorhandlers(app: Flask) -> None:
-    from dermalens.views import errors, security
-
-    errors.register(app)
-    security.register(app)
-
-
-def register_commands(app: Flask) -> None:
-    from dermalens import commands
-
-    commands.register(app)
-
-
-def register_template_context(app: Flask) -> None:
-    from dermalens.lesions import BODY_SITE_LABELS, CLASS_GROUPS, CLASS_NAMES, MODEL_LIMITS, SEXES
-    from dermalens.risk import RISK_CATEGORIES
-
-    @app.context_processor
-    def product_vocabulary():
-        return {"CLASS_NAMES": CLASS_NAMES, "CLASS_GROUPS": CLASS_GROUPS,
-                "BODY_SITE_LABELS": BODY_SITE_LABELS, "SEXES": SEXES,
-                "RISK_CATEGORIES": RISK_CATEGORIES, "MODEL_LIMITS": MODEL_LIMITS,
-                "model_info": app.extensions["classifier"].info}
+        return create_app
+    raise AttributeError(f"module 'dermalens' has no attribute {name!r}")

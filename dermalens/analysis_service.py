@@ -18,11 +18,12 @@ from datetime import date, datetime, timedelta
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from dermalens import explanation, gate, preprocessing, storage, timing
-from dermalens.inference import Classifier, Prediction
+from dermalens import explanation, preprocessing, storage, timing
+from dermalens.assessment import assess_image, decode_for_analysis
+from dermalens.inference import Classifier
 from dermalens.lesions import BODY_SITES, CLASSES, MAX_AGE, MIN_AGE, SEXES
 from dermalens.records import Analysis
-from dermalens.risk import RISK_CATEGORIES, assess_risk
+from dermalens.risk import RISK_CATEGORIES
 
 MAX_REF_LENGTH = 64
 MAX_NOTE_LENGTH = 2000
@@ -100,52 +101,6 @@ def parse_request(fields: Mapping[str, str], image: bytes | None,
     )
 
 
-def decode_for_analysis(image: bytes):
-    """Untrusted upload bytes -> the RGB array that is analysed and stored (longer side capped).
-
-    :raise preprocessing.InvalidImage: not an acceptable image.
-    """
-    return preprocessing.decode_image(image, max_side=preprocessing.DISPLAY_MAX_SIDE)
-
-
-@dataclass(frozen=True)
-class Assessment:
-    """The decision for one image: prediction, risk category, any indeterminate reasons, and
-    notices that leave the answer standing (`gate.colour_notices`)."""
-
-    prediction: Prediction
-    risk_category: str
-    indeterminate_reasons: list[str]
-    notices: list[str]
-
-
-def assess_image(classifier: Classifier, rgb, age: int | None = None, sex: str | None = None,
-                 site: str | None = None, explain: bool = True) -> Assessment:
-    """The app's inference path for one decoded image, shared by the web app, the API,
-    `dermalens.evaluate` and `dermalens.predict`."""
-    with timing.stage("preprocess"):
-        # Matched once here instead of inside both the network's and the gate's preparation,
-        # which find it already matched (the step is idempotent); the result is the same.
-        rgb = preprocessing.match_training_copies(rgb)
-    prediction = classifier.analyse(rgb, age=age, sex=sex, site=site, explain=explain)
-    with timing.stage("gate"):
-        reasons = indeterminate_reasons(classifier, rgb, prediction)
-    risk_category = assess_risk(prediction.probabilities, classifier.info.thresholds, reasons)
-    return Assessment(prediction, risk_category, reasons, gate.colour_notices(prediction.colour_gains))
-
-
-def indeterminate_reasons(classifier: Classifier, rgb, prediction: Prediction) -> list[str]:
-    """Why this answer should not be relied on: the image gate first, then low confidence."""
-    if classifier.gate is not None:
-        reasons = classifier.gate.reasons(rgb, prediction.embedding)
-        if reasons:
-            return reasons
-    min_confidence = classifier.info.thresholds.get("min_confidence")
-    if min_confidence is not None:
-        return gate.confidence_reasons(prediction.probabilities, min_confidence)
-    return []
-
-
 def create_analysis(session: Session, classifier: Classifier, upload_folder: str, owner_id: int,
                     request: AnalysisRequest) -> Analysis:
     """Analyse one image and record it for its owner.
@@ -169,7 +124,8 @@ def _create_analysis(session, classifier, upload_folder, owner_id, request) -> A
     assessment = assess_image(classifier, rgb, request.age, request.sex, request.site)
     prediction = assessment.prediction
     with timing.stage("encode"):
-        overlay = explanation.overlay_heatmap(rgb, prediction.heatmap)
+        overlay = explanation.overlay_heatmap(rgb, prediction.heatmap,
+                                              assessment.prepared.square_on(rgb.shape))
         # JPEG for the overlay too: PNG took 45-60 ms for a 1024x768 overlay (a third of the
         # latency budget), JPEG takes 2-3 ms and a heatmap needs no lossless pixels.
         image_bytes, overlay_bytes = storage.encode_jpeg(rgb), storage.encode_jpeg(overlay)

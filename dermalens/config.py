@@ -1,7 +1,8 @@
 """Configuration read from the environment (see the table in README.md).
 
-`DERMALENS_ENV` is "production" unless set otherwise: a deployment that forgets to configure
-itself gets the strict settings, not the convenient ones.
+This is the only module that reads environment variables. `DERMALENS_ENV` is "production" unless
+set otherwise: a deployment that forgets to configure itself gets the strict settings, not the
+convenient ones.
 """
 
 import os
@@ -46,6 +47,32 @@ def from_environment(instance_path: str) -> dict:
         "WTF_CSRF_TIME_LIMIT": None,
         "PREFERRED_URL_SCHEME": "https" if production else "http",
     }
+
+
+def instance_path() -> str:
+    """Where the database, secret key and uploads live: DERMALENS_INSTANCE_PATH or instance/."""
+    return os.environ.get("DERMALENS_INSTANCE_PATH") or str(PROJECT_ROOT / "instance")
+
+
+def proxy_hops() -> int:
+    """How many proxies in front of the app set X-Forwarded-For/-Proto (DERMALENS_PROXY_HOPS)."""
+    return int(os.environ.get("DERMALENS_PROXY_HOPS", "0"))
+
+
+def gunicorn_settings() -> dict:
+    """Gunicorn's bind address, workers, threads and timeout (see `dermalens.gunicorn_config`)."""
+    return {
+        "bind": os.environ.get("GUNICORN_BIND", f"0.0.0.0:{os.environ.get('PORT', '5000')}"),
+        "workers": int(os.environ.get("WEB_CONCURRENCY", "1")),
+        "threads": int(os.environ.get("GUNICORN_THREADS", "4")),
+        "timeout": int(os.environ.get("GUNICORN_TIMEOUT", "120")),
+    }
+
+
+def quiet_tensorflow() -> None:
+    """Silence TensorFlow's C++ start-up chatter unless the operator asked for it; call before
+    TensorFlow is first imported."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
 def ensure_secret_key(config: dict, instance_path: str) -> None:

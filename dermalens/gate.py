@@ -1,7 +1,7 @@
 """Know when not to answer: image quality and scope checks before a diagnosis is shown.
 
 Three families of checks, all with thresholds measured on the validation split of the training
-data (see `dermalens.calibrate`), none hand-tuned:
+data (see `dermalens.training.calibrate`), none hand-tuned:
 
 - quality: too small, too dark, overexposed, too blurred (image statistics of the network's input
   square, so they do not depend on the upload's resolution);
@@ -22,7 +22,7 @@ import numpy as np
 
 from dermalens import preprocessing
 
-# Statistics are computed on the prepared square at this size, whatever the upload size.
+# Statistics are computed on the analysed square at this size, whatever the upload size.
 STATISTICS_SIZE = 128
 # Below the network's input size the image would be upsampled: too little detail to assess.
 MIN_SIDE_FOR_ANALYSIS = 128
@@ -46,9 +46,9 @@ REASONS = {
 }
 
 
-def image_statistics(rgb: np.ndarray) -> np.ndarray:
-    """The STATISTIC_NAMES vector (float64) for one RGB uint8 image of any size."""
-    square = preprocessing.prepare_image(rgb, STATISTICS_SIZE)
+def image_statistics(prepared: preprocessing.PreparedImage) -> np.ndarray:
+    """The STATISTIC_NAMES vector (float64) of a prepared image's analysed square."""
+    square = prepared.resized_region(STATISTICS_SIZE)
     gray = cv2.cvtColor(square, cv2.COLOR_RGB2GRAY).astype(np.float64)
     lab = cv2.cvtColor(square, cv2.COLOR_RGB2LAB).astype(np.float64)
     hsv = cv2.cvtColor(square, cv2.COLOR_RGB2HSV).astype(np.float64)
@@ -124,17 +124,16 @@ class Gate:
     def embedding_distance(self, embeddings: np.ndarray) -> np.ndarray:
         return mahalanobis(embeddings, self.embedding_means, self.embedding_precision)
 
-    def reasons(self, rgb: np.ndarray, embedding: np.ndarray | None) -> list[str]:
-        """Human-readable reasons this image cannot be assessed; empty if it can.
+    def reasons(self, prepared: preprocessing.PreparedImage, embedding: np.ndarray | None) -> list[str]:
+        """Human-readable reasons this prepared image cannot be assessed; empty if it can.
 
         The scope verdict comes first, then every quality problem found (a white document is
         "not a dermoscopic image" before it is "overexposed").
         """
-        height, width = rgb.shape[:2]
+        height, width = prepared.pixels.shape[:2]
         if min(height, width) < MIN_SIDE_FOR_ANALYSIS:
             return [REASONS["too_small"].format(width=width, height=height)]
-        statistics = image_statistics(rgb)
-        return self.reasons_from(statistics, embedding)
+        return self.reasons_from(image_statistics(prepared), embedding)
 
     def reasons_from(self, statistics: np.ndarray, embedding: np.ndarray | None) -> list[str]:
         limits = self.thresholds
@@ -191,7 +190,7 @@ def colour_notices(colour_gains) -> list[str]:
     underexposed are assessed less well as a group (what the notice tells), but the notice does
     not single out the worse ones: within the recoloured copies of the validation split, images
     with a notice were right more often than those without under a warm cast or underexposure,
-    and less often under a green tint (README, "The model"; `dermalens.evaluate` measures it).
+    and less often under a green tint (docs/model-history.md; `dermalens.evaluate` measures it).
     """
     if colour_gains is None:
         return []

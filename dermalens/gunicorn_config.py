@@ -6,13 +6,14 @@ small server from one process, the model is held in memory once, and in-memory r
 exact. For more workers, set WEB_CONCURRENCY and a shared RATELIMIT_STORAGE_URI (e.g. redis://).
 """
 
-import os
+from dermalens.config import gunicorn_settings
 
-bind = os.environ.get("GUNICORN_BIND", f"0.0.0.0:{os.environ.get('PORT', '5000')}")
-workers = int(os.environ.get("WEB_CONCURRENCY", "1"))
-threads = int(os.environ.get("GUNICORN_THREADS", "4"))
+_settings = gunicorn_settings()
+bind = _settings["bind"]
+workers = _settings["workers"]
+threads = _settings["threads"]
 # Loading TensorFlow and the model takes a few seconds; a slow first boot must not be killed.
-timeout = int(os.environ.get("GUNICORN_TIMEOUT", "120"))
+timeout = _settings["timeout"]
 graceful_timeout = 30
 # Never preload: TensorFlow must be initialised inside each worker, not forked from the master.
 preload_app = False

@@ -7,7 +7,6 @@ tests inject a small fake with the same methods. Everything here takes and retur
 
 import hashlib
 import json
-import os
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,13 +14,12 @@ from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
-from dermalens import metrics, preprocessing, timing
+from dermalens import config, preprocessing, timing
 from dermalens.lesions import CLASSES, MALIGNANT_CLASSES
+from dermalens.preprocessing import PreparedImage
 
 if TYPE_CHECKING:
     from dermalens.gate import Gate
-
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
 class ModelLoadError(RuntimeError):
@@ -47,7 +45,7 @@ class Prediction:
     family) for the most likely class.
 
     `heatmap` is float32 in [0, 1] over the network's input square (input_size x input_size),
-    i.e. over the analysed square of the image (`preprocessing.analysed_square`).
+    i.e. over the prepared image's analysed square (`PreparedImage.square`).
     """
 
     probabilities: dict[str, float]
@@ -56,7 +54,7 @@ class Prediction:
     # The network's pooled features (for the scope gate); None for classifiers without one.
     embedding: np.ndarray | None = None
     # The (R, G, B) gains that brought the image into the training colour range before the
-    # network saw it (`preprocessing.corrected_square`; all 1 when none were needed); None for
+    # network saw it (`preprocessing.NetworkInput.gains`; all 1 when none were needed); None for
     # classifiers that do not correct colours.
     colour_gains: tuple[float, float, float] | None = None
 
@@ -74,9 +72,18 @@ class Classifier(Protocol):
     device: str
     gate: "Gate | None"
 
-    def analyse(self, rgb: np.ndarray, age=None, sex=None, site=None, explain: bool = True) -> Prediction:
-        """Calibrated probabilities for one RGB image (any size) and, if `explain`, the LayerCAM
-        heatmap of the top class (else `heatmap` is None)."""
+    def analyse(self, prepared: PreparedImage, age=None, sex=None, site=None,
+                explain: bool = True) -> Prediction:
+        """Calibrated probabilities for one prepared image (`preprocessing.prepare`) and, if
+        `explain`, the LayerCAM heatmap of the top class (else `heatmap` is None)."""
+
+
+def softmax(logits, temperature: float = 1.0) -> np.ndarray:
+    """Probabilities of softmax(logits / temperature) over the last axis, float64."""
+    scaled = np.asarray(logits, np.float64) / temperature
+    scaled -= scaled.max(axis=-1, keepdims=True)
+    exp = np.exp(scaled)
+    return exp / exp.sum(axis=-1, keepdims=True)
 
 
 def sha256_of_file(path: Path) -> str:
@@ -93,7 +100,7 @@ def read_model_card(card_path: str | Path) -> tuple[ModelInfo, Path]:
     :return: (model info, path of the verified weights file)
     :raise ModelLoadError: card or weights missing, card unreadable, the weights' SHA-256
         differs from the card (a tampered or half-copied file is never loaded), or the card's
-        preprocessing is not what this code does (the network would see unfamiliar inputs).
+        preprocessing version is not this code's (the network would see unfamiliar inputs).
     """
     card_path = Path(card_path)
     if not card_path.is_file():
@@ -109,10 +116,10 @@ def read_model_card(card_path: str | Path) -> tuple[ModelInfo, Path]:
         raise ModelLoadError(f"Model card {card_path} is not valid: {error!r}") from error
     if list(card.get("classes", [])) != list(CLASSES):
         raise ModelLoadError(f"Model card {card_path} has a different class order than {CLASSES}.")
-    if card.get("preprocessing") != preprocessing.describe(info.input_size):
-        raise ModelLoadError(f"Model card {card_path} was trained with other preprocessing than this "
-                             f"version of DermaLens applies ({card.get('preprocessing')!r}, here "
-                             f"{preprocessing.describe(info.input_size)!r}). Retrain, or run the "
+    if card.get("preprocessing_version") != preprocessing.VERSION:
+        raise ModelLoadError(f"Model card {card_path} was trained with preprocessing version "
+                             f"{card.get('preprocessing_version')!r}, but this version of DermaLens "
+                             f"applies version {preprocessing.VERSION}. Retrain, or run the "
                              "DermaLens version the model was trained with.")
     if not weights_path.is_file():
         raise ModelLoadError(f"Model weights not found: {weights_path} (described by {card_path}).")
@@ -204,6 +211,7 @@ class KerasClassifier:
         card_path = Path(card_path)
         self.info, weights_path = read_model_card(card_path)
         self.gate = load_gate(card_path, self.info.card)
+        config.quiet_tensorflow()
         import keras
         import tensorflow as tf
         from tf_keras_vis.layercam import Layercam
@@ -221,16 +229,17 @@ class KerasClassifier:
         self._layercam_lock = threading.Lock()
         self.device = "GPU" if tf.config.list_physical_devices("GPU") else "CPU"
         size = self.info.input_size
-        self.analyse(np.zeros((size, size, 3), np.uint8))  # trace and build once, at startup
+        # Trace and build once, at startup.
+        self.analyse(preprocessing.prepare(np.zeros((size, size, 3), np.uint8)))
 
-    def analyse(self, rgb, age=None, sex=None, site=None, explain: bool = True) -> Prediction:
+    def analyse(self, prepared, age=None, sex=None, site=None, explain: bool = True) -> Prediction:
         with timing.stage("preprocess"):
-            square, gains = preprocessing.corrected_square(rgb, self.info.input_size)
-            image = preprocessing.normalise(square)[None]
+            network_input = preprocessing.network_input(prepared, self.info.input_size)
+            image = network_input.tensor[None]
             metadata = preprocessing.encode_metadata(age, sex, site)[None]
         with timing.stage("network"):
             logits, embeddings, feature_maps = self.runner.with_feature_maps(image, metadata)
-            probabilities = metrics.softmax(logits[0], self.info.temperature)
+            probabilities = softmax(logits[0], self.info.temperature)
         top_index = int(np.argmax(probabilities))
         with timing.stage("heatmap"):
             heatmap = self._heatmap(feature_maps, metadata, top_index) if explain else None
@@ -239,7 +248,7 @@ class KerasClassifier:
             heatmap=heatmap,
             heatmap_class=CLASSES[top_index],
             embedding=embeddings[0],
-            colour_gains=tuple(float(gain) for gain in gains),
+            colour_gains=tuple(float(gain) for gain in network_input.gains),
         )
 
     def _heatmap(self, feature_maps, metadata, class_index: int) -> np.ndarray:
@@ -247,12 +256,13 @@ class KerasClassifier:
 
         At each cell of the explained feature map (`network.explained_feature_layer`), every
         channel's activation is weighted by its own positive gradient of the class logit and the
-        channels summed. (Grad-CAM's one weight per channel made a poor map at that layer: README.)
+        channels summed. (Grad-CAM's one weight per channel made a poor map at that layer:
+        docs/model-history.md.)
         The app reports the mean of the TTA views' logits, whose gradient at each view is the
         view's own divided by the number of views, so its map is the mean of the views' maps, each
         flipped back: what this returns, rectified and scaled to [0, 1]. (The map of the unflipped
         view alone explained a quarter of the prediction; it did not flip with the image and
-        pointed at the lesion less often, as measured in the README.)"""
+        pointed at the lesion less often, as measured in docs/model-history.md.)"""
         from tf_keras_vis.utils.scores import CategoricalScore
 
         from dermalens.network import EXPLAINED_LAYER

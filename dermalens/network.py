@@ -71,7 +71,8 @@ def _basic_block(x, filters, strides, name):
 def explained_feature_layer(model: keras.Model) -> str:
     """Name of the layer whose output the heatmap explains: the last block of the last stage but
     one. At stride 16 it has twice the resolution of the last feature map (10x10 cells over a
-    160 px input, not 5x5), and LayerCAM there pointed at the lesion more often (README)."""
+    160 px input, not 5x5), and LayerCAM there pointed at the lesion more often
+    (docs/model-history.md)."""
     block_outputs = [layer.name for layer in model.layers
                      if re.fullmatch(r"stage\d+_block\d+_out", layer.name)]
     stages = sorted({int(name.split("_")[0][len("stage"):]) for name in block_outputs})
@@ -79,6 +80,12 @@ def explained_feature_layer(model: keras.Model) -> str:
         raise ValueError(f"{model.name} has {len(stages)} residual stages; the heatmap needs two or more")
     # model.layers is in topological order, so the stage's last block comes last.
     return [name for name in block_outputs if name.startswith(f"stage{stages[-2]}_")][-1]
+
+
+def explained_stride(model: keras.Model) -> int:
+    """Input pixels per cell of the explained feature map, along each side."""
+    explained = model.get_layer(explained_feature_layer(model)).output
+    return model.get_layer(IMAGE_INPUT).output.shape[1] // explained.shape[1]
 
 
 def explanation_tail(model: keras.Model) -> keras.Model:

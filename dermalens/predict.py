@@ -24,18 +24,18 @@ def parse_args(argv=None):
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    from dermalens import analysis_service, preprocessing
+    from dermalens import preprocessing
+    from dermalens.assessment import assess_image, decode_for_analysis
     from dermalens.inference import KerasClassifier, ModelLoadError
     from dermalens.risk import RISK_CATEGORIES
 
     try:
-        rgb = analysis_service.decode_for_analysis(args.image.read_bytes())
+        rgb = decode_for_analysis(args.image.read_bytes())
         classifier = KerasClassifier(args.model_card)
     except (OSError, preprocessing.InvalidImage, ModelLoadError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    assessment = analysis_service.assess_image(classifier, rgb, args.age, args.sex, args.site,
-                                               explain=False)
+    assessment = assess_image(classifier, rgb, args.age, args.sex, args.site, explain=False)
     prediction = assessment.prediction
     risk = RISK_CATEGORIES[assessment.risk_category]
     print(json.dumps({

@@ -1,29 +1,42 @@
 """Image decoding and preprocessing shared by training, evaluation and the web app.
 
-Contract: every path into the network goes through `decode_image` (untrusted bytes -> 8-bit RGB
-array) and then `network_input` (RGB array -> float32 tensor of shape (size, size, 3)). Training
-uses the same functions for its validation data, and `network_square` (the uint8 pixels
-`network_input` normalises) to build the canvases it augments, so a served image and a validation
-image of the same file give the same tensor.
+Contract: an image reaches the network in three named stages, each computed once per upload:
+
+1. `decode_image`: untrusted bytes -> the decoded image, 8-bit RGB (what the app stores);
+2. `prepare`: the decoded image -> a `PreparedImage`: made like the training copies
+   (`match_training_copies`) and with the square the network analyses found in it
+   (`analysed_square`). The classifier, the image gate and the heatmap overlay all take this one
+   object, so none of them matches the image or searches for its field of view again;
+3. `network_input`: the prepared image -> a `NetworkInput`: the analysed square at the network's
+   size, brought into the training colour range, with the gains that did it and the float tensor.
+
+Training builds its canvases and validation tensors with the same `prepare` and `network_input`
+the server calls, so a served image and a validation image of the same file give the same tensor.
 
 The network only ever saw the HAM10000 training copies: 200x150 downscales saved as JPEG at
-quality 75. A sharper or larger upload is first brought to that same resolution and compression
-(`match_training_copies`), so the network, its calibration and the gate see the kind of image
-they were fitted on rather than detail and texture they never met.
+quality 75. A sharper or larger upload is first brought to that same resolution and compression,
+so the network, its calibration and the gate see the kind of image they were fitted on rather
+than detail and texture they never met. Likewise for colour: an image whose overall colour cast
+or exposure lies outside the range of the training copies is brought back to the edge of that
+range (`into_colour_range`) before the network sees it; an image inside the range is left as is.
 
-Likewise for colour: an image whose overall colour cast or exposure lies outside the range of the
-training copies is brought back to the edge of that range (`into_colour_range`) before the
-network sees it; an image inside the range is left exactly as it is.
+`VERSION` numbers what this module does to an image and its metadata. A model card records the
+version its network was trained with, and the app refuses a card of another version.
 """
 
 import io
 import warnings
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
 from PIL import Image, ImageOps
 
 from dermalens.lesions import BODY_SITES, MAX_AGE, SEXES
+
+# Bump whenever a change here alters a network input (pixels or metadata): cards of the old
+# version are then refused until the network is retrained and re-calibrated.
+VERSION = 3
 
 # Formats we accept, judged by content. Anything else (GIF, TIFF, WebP, SVG...) is refused.
 ACCEPTED_FORMATS = ("JPEG", "PNG")
@@ -187,20 +200,14 @@ def analysed_square(rgb: np.ndarray) -> tuple[int, int, int]:
     return top, left, side
 
 
-def analysed_region(rgb: np.ndarray) -> np.ndarray:
-    """The pixels of `analysed_square` (a view into `rgb`)."""
-    top, left, side = analysed_square(rgb)
-    return rgb[top:top + side, left:left + side]
-
-
 def match_training_copies(rgb: np.ndarray) -> np.ndarray:
     """An image whose shorter side exceeds TRAINING_SHORT_SIDE, made like a training copy:
     area-downscaled (aspect kept) to that shorter side, then encoded and decoded once as JPEG at
     TRAINING_JPEG_QUALITY. Anything no larger, the training copies included, is returned as is.
 
     Why: measured with a network trained on half-resolution copies, feeding it sharper images
-    directly cost balanced accuracy and calibration (ECE 0.035 -> 0.049), and matching both the
-    resolution and the compression restored them; resolution alone left the ECE at 0.053.
+    directly cost balanced accuracy and calibration, and matching both the resolution and the
+    compression restored them; resolution alone did not.
     """
     height, width = rgb.shape[:2]
     if min(height, width) <= TRAINING_SHORT_SIDE:
@@ -214,15 +221,43 @@ def match_training_copies(rgb: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(np.asarray(Image.open(buffer).convert("RGB"), dtype=np.uint8))
 
 
-def matched_region(rgb: np.ndarray) -> np.ndarray:
-    """The pixels the network analyses, before resizing: `rgb` matched to the training copies
-    (`match_training_copies`), then its `analysed_region`."""
-    return analysed_region(match_training_copies(rgb))
+@dataclass(frozen=True)
+class PreparedImage:
+    """Stage 2 of the pipeline: a decoded image made like the training copies, and the square
+    of it that the network analyses.
+
+    `pixels` is (H, W, 3) uint8; `square` is (top, left, side) in `pixels`' coordinates.
+    """
+
+    pixels: np.ndarray
+    square: tuple[int, int, int]
+
+    @property
+    def region(self) -> np.ndarray:
+        """The analysed square's pixels (a view into `pixels`)."""
+        top, left, side = self.square
+        return self.pixels[top:top + side, left:left + side]
+
+    def resized_region(self, size: int) -> np.ndarray:
+        """The analysed square resized to (size, size, 3) uint8, before any colour correction."""
+        return _resized(self.region, size)
+
+    def square_on(self, shape: tuple[int, ...]) -> tuple[int, int, int]:
+        """The analysed square as (top, left, side) on another resolution of the same picture,
+        of shape (H, W, ...): e.g. the decoded image the app stores and overlays."""
+        height, width = shape[:2]
+        rows, cols = self.pixels.shape[:2]
+        top, left, side = self.square
+        side = min(round(side * min(height / rows, width / cols)), height, width)
+        top = min(max(0, round(top * height / rows)), height - side)
+        left = min(max(0, round(left * width / cols)), width - side)
+        return top, left, side
 
 
-def prepare_image(rgb: np.ndarray, size: int) -> np.ndarray:
-    """RGB image of any size/aspect -> (size, size, 3) uint8: its `matched_region`, resized."""
-    return _resized(matched_region(rgb), size)
+def prepare(rgb: np.ndarray) -> PreparedImage:
+    """Stage 2: the decoded image matched to the training copies, with its analysed square."""
+    matched = match_training_copies(rgb)
+    return PreparedImage(matched, analysed_square(matched))
 
 
 def _resized(square: np.ndarray, size: int) -> np.ndarray:
@@ -232,7 +267,7 @@ def _resized(square: np.ndarray, size: int) -> np.ndarray:
 
 # The colour range of the training copies: shades-of-grey illuminant estimates (`illuminant`) of
 # the analysed squares of the 8,476 HAM10000 training-split images, as printed by
-# `python -m dermalens.colour_range` (mean of log(R/G), log(B/G), log brightness; precision of the
+# `python -m tools.colour_range` (mean of log(R/G), log(B/G), log brightness; precision of the
 # two chromaticities; standard deviation of the brightness).
 ILLUMINANT_P = 6
 TRAINING_ILLUMINANT_MEAN = (0.30007, 0.05136, 5.12741)
@@ -241,7 +276,7 @@ TRAINING_BRIGHTNESS_SD = 0.10691
 # How far out (Mahalanobis distance of the chromaticity; standard deviations of the brightness) an
 # image may lie before it is corrected. Measured on the validation split with the shipped weights:
 # at 2 no unaltered figure moved, while 15% white-balance casts and underexposure regained part
-# of what they cost (README, "The model", version 1.2.1); at 1.5 unaltered images started to lose.
+# of what they cost (docs/model-history.md, version 1.2.1); at 1.5 unaltered images started to lose.
 COLOUR_RANGE = 2.0
 # A correction never exceeds this factor per channel: a cast far beyond it is not a rendering the
 # network can be rescued from, and a truly dark or washed-out image must stay so for the gate.
@@ -297,36 +332,41 @@ def into_colour_range(rgb: np.ndarray, gains: np.ndarray) -> np.ndarray:
     return np.clip(rgb.astype(np.float32) * gains.astype(np.float32), 0, 255).round().astype(np.uint8)
 
 
-def corrected_square(rgb: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
-    """(`network_square`, the gains it was corrected with): for a caller that reports the
-    correction (the classifier tells the clinician when colours were adjusted)."""
-    region = matched_region(rgb)
-    gains = colour_range_gains(region)
-    return into_colour_range(_resized(region, size), gains), gains
+@dataclass(frozen=True)
+class NetworkInput:
+    """Stage 3 of the pipeline: what the network sees of one prepared image.
+
+    `pixels`: (size, size, 3) uint8, the analysed square resized and brought into the training
+    colour range; `gains`: the (R, G, B) gains that did it (all 1 when none were needed).
+    """
+
+    pixels: np.ndarray
+    gains: np.ndarray
+
+    @property
+    def tensor(self) -> np.ndarray:
+        """float32 (size, size, 3) in [-1, 1], the scale the network is trained on."""
+        return normalise(self.pixels)
 
 
-def network_square(rgb: np.ndarray, size: int) -> np.ndarray:
-    """`prepare_image`, then brought into the training colour range with the gains of the analysed
-    region (so a square of any size from one image gets the same gains): the uint8 pixels the
-    network sees. The gate judges the image before this correction, as it was taken."""
-    return corrected_square(rgb, size)[0]
+def network_input(prepared: PreparedImage, size: int) -> NetworkInput:
+    """Stage 3: the prepared image's analysed square at `size`, brought into the training colour
+    range with the gains of the whole square at its own resolution (so a square of any size from
+    one image gets the same gains). The gate judges the image before this correction, as taken."""
+    gains = colour_range_gains(prepared.region)
+    return NetworkInput(into_colour_range(prepared.resized_region(size), gains), gains)
 
 
-def normalise(prepared: np.ndarray) -> np.ndarray:
+def normalise(pixels: np.ndarray) -> np.ndarray:
     """uint8 pixels -> float32 in [-1, 1], the scale the network is trained on."""
-    return prepared.astype(np.float32) / 127.5 - 1.0
-
-
-def network_input(rgb: np.ndarray, size: int) -> np.ndarray:
-    """The network's image tensor for one RGB image: `network_square`, then normalise."""
-    return normalise(network_square(rgb, size))
+    return pixels.astype(np.float32) / 127.5 - 1.0
 
 
 def describe(size: int) -> str:
     """What this module does to an image and its metadata for a network of input `size`.
 
-    Written into every model card at training time; the app refuses a card whose description
-    differs, so a network is never served inputs prepared unlike those it was trained on.
+    Written into every model card at training time, beside `VERSION`, for a reader; the app
+    compares the version, not this text.
     """
     return (f"decode (Pillow, EXIF-transposed, RGB, longer side <= {DISPLAY_MAX_SIDE}) -> if the "
             f"shorter side exceeds {TRAINING_SHORT_SIDE}: area downscale to it and one JPEG round trip at quality "

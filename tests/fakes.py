@@ -19,7 +19,7 @@ class FakeGate:
     def __init__(self, reasons: list[str]):
         self._reasons = list(reasons)
 
-    def reasons(self, rgb, embedding) -> list[str]:
+    def reasons(self, prepared, embedding) -> list[str]:
         return list(self._reasons)
 
 
@@ -46,14 +46,14 @@ class FakeClassifier:
         exp = np.exp(logits - logits.max())
         return exp / exp.sum()
 
-    def analyse(self, rgb, age=None, sex=None, site=None, explain=True) -> Prediction:
+    def analyse(self, prepared, age=None, sex=None, site=None, explain=True) -> Prediction:
         self.calls += 1
-        probabilities = self._probabilities(rgb)
+        probabilities = self._probabilities(prepared.pixels)
         grid = np.linspace(-1, 1, self.info.input_size)
         heatmap = np.exp(-(grid[None] ** 2 + grid[:, None] ** 2) * 3).astype(np.float32)
         top = CLASSES[int(np.argmax(probabilities))]
         # The real colour correction's gains, so notices can be tested end to end.
-        gains = preprocessing.corrected_square(rgb, self.info.input_size)[1]
+        gains = preprocessing.network_input(prepared, self.info.input_size).gains
         return Prediction(probabilities={c: float(p) for c, p in zip(CLASSES, probabilities)},
                           heatmap=heatmap if explain else None, heatmap_class=top,
                           colour_gains=tuple(float(gain) for gain in gains))

@@ -54,3 +54,8 @@ def benign_jpeg() -> bytes:
 def malignant_jpeg() -> bytes:
     """A red lesion: FakeClassifier calls it a melanoma (risk "urgent")."""
     return encode(lesion_array(colour=(200, 30, 30)), "JPEG", quality=90)
+
+
+def with_gains(rgb: np.ndarray, gains) -> np.ndarray:
+    """`rgb` with its red, green and blue channels multiplied by `gains` (a colour cast)."""
+    return np.clip(rgb.astype(np.float64) * np.asarray(gains), 0, 255).round().astype(np.uint8)

@@ -5,7 +5,7 @@ from flask_login import current_user, login_required
 
 from dermalens import audit, tokens
 from dermalens.extensions import db
-from dermalens.views.auditing import log_event
+from dermalens.views.helpers import log_event
 
 bp = Blueprint("account", __name__)
 

@@ -1,45 +1,15 @@
 """New analysis, result page, stored files and deletion."""
 
-from flask import (Blueprint, abort, current_app, flash, redirect, render_template, request,
-                   send_file, url_for)
+from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 
-from dermalens import analysis_service, storage
+from dermalens import analysis_service
 from dermalens.extensions import config_limit, db, limiter
 from dermalens.forms import AnalysisForm
-from dermalens.records import Analysis
-from dermalens.views.auditing import log_event
+from dermalens.views.helpers import (log_event, owned_analysis_or_404, owned_comparison_or_404,
+                                     stored_file_response, upload_folder)
 
 bp = Blueprint("analyses", __name__)
-
-
-def owned_analysis_or_404(public_id: str) -> Analysis:
-    """The signed-in user's analysis; 404 for anyone else's (never reveal that it exists)."""
-    analysis = analysis_service.get_owned_analysis(db.session, current_user.id, public_id)
-    if analysis is None:
-        abort(404)
-    return analysis
-
-
-def owned_comparison_or_404(owner_id: int) -> list[Analysis]:
-    """The analyses named by the request's `ids`, oldest first; 404 unless all are the owner's.
-
-    :raise analysis_service.InvalidInput: fewer than two or more than MAX_COMPARED ids.
-    """
-    public_ids = analysis_service.parse_comparison_ids(request.args.getlist("ids"))
-    analyses = analysis_service.get_owned_analyses(db.session, owner_id, public_ids)
-    if analyses is None:
-        abort(404)  # any one not the user's: nothing of the others is shown either
-    return analyses
-
-
-def upload_folder() -> str:
-    return current_app.config["UPLOAD_FOLDER"]
-
-
-def stored_file_response(name: str):
-    """A stored image or heatmap overlay, with the media type of its format."""
-    return send_file(storage.stored_path(upload_folder(), name), mimetype=storage.media_type(name))
 
 
 @bp.route("/")
@@ -75,7 +45,7 @@ def create():
 @bp.route("/analyses/<public_id>")
 @login_required
 def show(public_id: str):
-    analysis = owned_analysis_or_404(public_id)
+    analysis = owned_analysis_or_404(current_user.id, public_id)
     log_event("analysis_viewed", analysis.public_id)
     return render_template("analyses/show.html", analysis=analysis,
                            same_lesion=analysis_service.other_analyses_of_lesion(db.session, analysis))
@@ -98,26 +68,26 @@ def compare():
 @bp.route("/analyses/<public_id>/image")
 @login_required
 def image(public_id: str):
-    return stored_file_response(owned_analysis_or_404(public_id).image_file)
+    return stored_file_response(owned_analysis_or_404(current_user.id, public_id).image_file)
 
 
 @bp.route("/analyses/<public_id>/heatmap")
 @login_required
 def heatmap(public_id: str):
-    return stored_file_response(owned_analysis_or_404(public_id).heatmap_file)
+    return stored_file_response(owned_analysis_or_404(current_user.id, public_id).heatmap_file)
 
 
 @bp.route("/analyses/<public_id>/confirm-delete")
 @login_required
 def confirm_delete(public_id: str):
     """Asks for confirmation (a page, so it works without JavaScript); changes nothing."""
-    return render_template("analyses/delete.html", analysis=owned_analysis_or_404(public_id))
+    return render_template("analyses/delete.html", analysis=owned_analysis_or_404(current_user.id, public_id))
 
 
 @bp.route("/analyses/<public_id>/delete", methods=["POST"])
 @login_required
 def delete(public_id: str):
-    analysis = owned_analysis_or_404(public_id)
+    analysis = owned_analysis_or_404(current_user.id, public_id)
     analysis_service.delete_analysis(db.session, upload_folder(), analysis)
     log_event("analysis_deleted", public_id)
     flash("The analysis, its image and its heatmap were deleted.", "success")

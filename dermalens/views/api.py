@@ -7,19 +7,19 @@ sending credentials with a forged request.
 
 from functools import wraps
 
-from flask import Blueprint, abort, current_app, g, jsonify, request, url_for
+from flask import Blueprint, current_app, g, jsonify, request, url_for
 from sqlalchemy import text
 
-from dermalens import analysis_service, tokens
+from dermalens import analysis_service, report_service, tokens
 from dermalens.extensions import config_limit, csrf, db, limiter
 from dermalens.lesions import CLASS_GROUPS, CLASS_NAMES, CLASSES, MALIGNANT_CLASSES
 from dermalens.openapi import openapi_document
 from dermalens.records import Analysis
 from dermalens.risk import RISK_CATEGORIES
 from dermalens.views import errors
-from dermalens.views.analyses import owned_comparison_or_404, stored_file_response
-from dermalens.views.auditing import log_event
-from dermalens.views.reports import comparison_pdf_response, pdf_response
+from dermalens.views.helpers import (comparison_pdf_response, log_event, owned_analysis_or_404,
+                                     owned_comparison_or_404, pdf_response, requested_paper,
+                                     stored_file_response, upload_folder)
 
 bp = Blueprint("api", __name__, url_prefix="/api")
 csrf.exempt(bp)
@@ -43,13 +43,6 @@ def token_required(view):
         return view(*args, **kwargs)
 
     return wrapper
-
-
-def owned_or_404(public_id: str) -> Analysis:
-    analysis = analysis_service.get_owned_analysis(db.session, g.api_user.id, public_id)
-    if analysis is None:
-        abort(404)
-    return analysis
 
 
 def analysis_json(analysis: Analysis) -> dict:
@@ -130,8 +123,8 @@ def create_analysis():
         analysis_request = analysis_service.parse_request(
             request.form, upload.read() if upload else None, upload.filename if upload else None)
         analysis = analysis_service.create_analysis(
-            db.session, current_app.extensions["classifier"], current_app.config["UPLOAD_FOLDER"],
-            g.api_user.id, analysis_request)
+            db.session, current_app.extensions["classifier"], upload_folder(), g.api_user.id,
+            analysis_request)
     except analysis_service.InvalidInput as error:
         return errors.render_error(error.status, error.message)
     log_event("analysis_created", analysis.public_id, detail="API")
@@ -197,7 +190,7 @@ def comparison_report():
 @bp.get("/v1/analyses/<public_id>")
 @token_required
 def analysis(public_id):
-    found = owned_or_404(public_id)
+    found = owned_analysis_or_404(g.api_user.id, public_id)
     log_event("analysis_viewed", found.public_id, detail="API")
     return jsonify(analysis_json(found))
 
@@ -205,8 +198,8 @@ def analysis(public_id):
 @bp.delete("/v1/analyses/<public_id>")
 @token_required
 def delete_analysis(public_id):
-    analysis_service.delete_analysis(db.session, current_app.config["UPLOAD_FOLDER"],
-                                     owned_or_404(public_id))
+    analysis_service.delete_analysis(db.session, upload_folder(),
+                                     owned_analysis_or_404(g.api_user.id, public_id))
     log_event("analysis_deleted", public_id, detail="API")
     return "", 204
 
@@ -215,12 +208,9 @@ def delete_analysis(public_id):
 @token_required
 @limiter.limit(config_limit("PDF_RATE_LIMIT"))
 def report(public_id):
-    from dermalens import report_service
-
-    analysis = owned_or_404(public_id)
-    paper = "letter" if request.args.get("paper") == "letter" else "a4"
-    document = report_service.render_pdf(analysis, g.api_user.username,
-                                         current_app.config["UPLOAD_FOLDER"], paper)
+    analysis = owned_analysis_or_404(g.api_user.id, public_id)
+    paper = requested_paper()
+    document = report_service.render_pdf(analysis, g.api_user.username, upload_folder(), paper)
     log_event("analysis_downloaded", analysis.public_id, detail=f"API PDF report ({paper})")
     return pdf_response(document, analysis.public_id)
 
@@ -228,13 +218,13 @@ def report(public_id):
 @bp.get("/v1/analyses/<public_id>/image")
 @token_required
 def image(public_id):
-    return _send_stored(owned_or_404(public_id), "image")
+    return _send_stored(owned_analysis_or_404(g.api_user.id, public_id), "image")
 
 
 @bp.get("/v1/analyses/<public_id>/heatmap")
 @token_required
 def heatmap(public_id):
-    return _send_stored(owned_or_404(public_id), "heatmap")
+    return _send_stored(owned_analysis_or_404(g.api_user.id, public_id), "heatmap")
 
 
 def _send_stored(analysis: Analysis, which: str):

@@ -9,7 +9,7 @@ from dermalens import accounts
 from dermalens.extensions import config_limit, db, limiter, login_manager
 from dermalens.forms import LoginForm, RegisterForm
 from dermalens.records import User
-from dermalens.views.auditing import log_event
+from dermalens.views.helpers import log_event
 
 bp = Blueprint("auth", __name__)
 LOGIN_FAILED = "Invalid username or password."

@@ -5,17 +5,13 @@ Screenshots of every page at a desktop and a tablet size go to e2e-screenshots/ 
 """
 
 import os
-from pathlib import Path
 
 import pytest
 
-from dermalens import benchmark
+from tests.e2e.helpers import VIEWPORTS
+from tools import benchmark
 
-ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
-SCREENSHOTS = ROOT / "e2e-screenshots"
-VIEWPORTS = {"desktop": {"width": 1366, "height": 768}, "tablet": {"width": 820, "height": 1180}}
-AXE = Path(__file__).parent / "node_modules" / "axe-core" / "axe.min.js"
 
 
 @pytest.fixture(scope="session")
@@ -46,21 +42,3 @@ def page(browser, base_url):
     page = context.new_page()
     yield page
     context.close()
-
-
-def check_accessibility(page, name: str) -> None:
-    """Run axe-core on the current page; fail on serious or critical violations."""
-    page.evaluate(AXE.read_text())
-    result = page.evaluate("axe.run(document, {resultTypes: ['violations']})")
-    serious = [(v["id"], v["impact"], [n["target"] for n in v["nodes"]][:3])
-               for v in result["violations"] if v["impact"] in ("serious", "critical")]
-    assert not serious, f"{name}: {serious}"
-
-
-def screenshot(page, name: str) -> None:
-    """Save the page at both viewports (full page), then restore the desktop size."""
-    SCREENSHOTS.mkdir(exist_ok=True)
-    for label, size in VIEWPORTS.items():
-        page.set_viewport_size(size)
-        page.screenshot(path=str(SCREENSHOTS / f"{name}-{label}.png"), full_page=True)
-    page.set_viewport_size(VIEWPORTS["desktop"])

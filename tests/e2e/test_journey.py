@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 from playwright.sync_api import expect
 
-from tests.e2e.conftest import ROOT, check_accessibility, screenshot
+from tests.e2e.helpers import ROOT, check_accessibility, screenshot
 
 FIXTURES = ROOT / "tests" / "fixtures"
 LESION = FIXTURES / "ISIC_0025964.jpg"

@@ -20,7 +20,7 @@ def test_one_input(data: bytes) -> None:
     except preprocessing.InvalidImage:
         return
     assert rgb.ndim == 3 and rgb.shape[2] == 3 and rgb.dtype.name == "uint8"
-    preprocessing.network_input(rgb, 128)
+    preprocessing.network_input(preprocessing.prepare(rgb), 128)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,225 @@
+"""Fit everything that turns trained weights into a servable model card, on the validation split.
+
+    python -m dermalens.training.calibrate --data ../shared/data/ham10000 \
+        --model-card models/NAME.json [--no-tta]
+
+Reads the weights (`NAME.keras`) and the lesion-grouped split (`NAME.split.csv`) beside the card,
+runs every image through the serving path (decode, prepare, network with test-time augmentation),
+then writes into the card: the temperature (NLL on validation), validation metrics, risk
+thresholds, the minimum confidence, and the image gate (parameters fitted on the training split,
+thresholds at percentiles of the validation split), plus the coverage/accuracy trade-off.
+"""
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from dermalens import config, gate, preprocessing
+from dermalens.assessment import decode_for_analysis
+from dermalens.inference import softmax
+from dermalens.lesions import CLASSES
+from dermalens.risk import assess_risk
+from dermalens.training import data, metrics
+
+# Share of real dermoscopic validation images each check may flag (its false-alarm budget).
+QUALITY_PERCENTILE = 0.5      # too dark / overexposed / blurred: 0.5% each, at the extremes
+SCOPE_PERCENTILE = 99.0       # statistics and embedding distance: 1% each
+# The training copies are downscaled and almost never show glare; real uploads from contact
+# dermoscopy can. Never call an image overexposed for fewer blown-out pixels than this.
+MIN_BRIGHT_FRACTION_LIMIT = 0.10
+CONFIDENCE_GRID = np.round(np.arange(0.30, 0.91, 0.02), 2)
+REQUIRED_GAIN = 0.05          # answered-part balanced accuracy must beat overall by 5 points
+BATCH = 64
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--data", required=True, type=Path)
+    parser.add_argument("--model-card", required=True, type=Path)
+    parser.add_argument("--no-tta", action="store_true", help="disable test-time augmentation")
+    return parser.parse_args(argv)
+
+
+def served_features(runner, images: list[preprocessing.PreparedImage], metadata: np.ndarray,
+                    input_size: int):
+    """(logits, embeddings, gate statistics) for prepared images, as the app computes them."""
+    logits, embeddings = [], []
+    for start in range(0, len(images), BATCH):
+        batch = np.stack([preprocessing.network_input(prepared, input_size).tensor
+                          for prepared in images[start:start + BATCH]])
+        batch_logits, batch_embeddings = runner(batch, metadata[start:start + BATCH])
+        logits.append(batch_logits)
+        embeddings.append(batch_embeddings)
+    statistics = np.stack([gate.image_statistics(prepared) for prepared in images])
+    return np.concatenate(logits), np.concatenate(embeddings), statistics
+
+
+def choose_risk_thresholds(labels: np.ndarray, probabilities: np.ndarray) -> dict:
+    """Risk thresholds from the validation split.
+
+    - `monitor_max_malignant`: a benign-looking lesion is "monitor" only below this malignant
+      probability, set so that at least 95% of malignant validation lesions are referred.
+    - `urgent_malignant`: malignant probability above which referral is urgent whatever the top
+      class: the lowest threshold at which at least half of those flagged are malignant.
+    """
+    malignant, scores = metrics.binary_questions(labels, probabilities)["malignant"]
+    benign_top = ~np.isin(probabilities.argmax(axis=1), metrics.MALIGNANT_INDICES)
+    # Malignant lesions whose top class is benign are referred only by the threshold; those
+    # strictly below it are missed. Allow at most 5% of all malignant lesions to be missed.
+    missed = np.sort(scores[malignant & benign_top])
+    allowed_misses = int(np.floor(0.05 * malignant.sum()))
+    monitor_max = 0.5 if len(missed) <= allowed_misses else float(missed[allowed_misses])
+    urgent = 0.8
+    for threshold in np.arange(0.30, 0.95, 0.01):
+        flagged = scores >= threshold
+        if flagged.sum() and malignant[flagged].mean() >= 0.5:
+            urgent = float(round(threshold, 2))
+            break
+    return {"monitor_max_malignant": float(np.floor(min(monitor_max, urgent) * 1e4) / 1e4),
+            "urgent_malignant": urgent}
+
+
+def risk_by_truth(labels, probabilities, gate_flags, thresholds) -> dict:
+    """How validation lesions, malignant and benign, fall into the risk categories."""
+    counts = {"malignant": {}, "benign": {}}
+    for label, row, flagged in zip(labels, probabilities, gate_flags):
+        by_class = dict(zip(CLASSES, row))
+        reasons = ["gate"] if flagged else gate.confidence_reasons(by_class, thresholds["min_confidence"])
+        group = "malignant" if label in metrics.MALIGNANT_INDICES else "benign"
+        category = assess_risk(by_class, thresholds, reasons)
+        counts[group][category] = counts[group].get(category, 0) + 1
+    return counts
+
+
+def coverage_table(labels, probabilities, gate_flags) -> list[dict]:
+    """Answered fraction and answered-part balanced accuracy for each confidence threshold."""
+    rows = []
+    confidence = probabilities.max(axis=1)
+    for threshold in CONFIDENCE_GRID:
+        answered = (~gate_flags) & (confidence >= threshold)
+        if answered.sum() == 0:
+            continue
+        matrix = metrics.confusion_matrix(labels[answered], probabilities[answered].argmax(1))
+        rows.append({"min_confidence": float(threshold), "coverage": float(answered.mean()),
+                     "balanced_accuracy_answered": metrics.balanced_accuracy(matrix),
+                     "accuracy_answered": float(np.trace(matrix) / matrix.sum())})
+    return rows
+
+
+def choose_min_confidence(table: list[dict], overall: float) -> float:
+    """The lowest threshold (most answers) whose answered part gains REQUIRED_GAIN over overall;
+    the strictest threshold if none does, the loosest if nothing is answered at any."""
+    if not table:
+        return float(CONFIDENCE_GRID[0])
+    for row in table:
+        if row["balanced_accuracy_answered"] >= overall + REQUIRED_GAIN:
+            return row["min_confidence"]
+    return table[-1]["min_confidence"]
+
+
+def fit_gate(train_stats, train_embeddings, train_labels, val_stats, val_embeddings) -> gate.Gate:
+    statistics_mean, statistics_precision = gate.fit_gaussian(train_stats)
+    embedding_means, embedding_precision = gate.fit_class_conditional(
+        train_embeddings, train_labels, len(CLASSES))
+    column = {name: val_stats[:, index] for index, name in enumerate(gate.STATISTIC_NAMES)}
+    fitted = gate.Gate(statistics_mean, statistics_precision, embedding_means, embedding_precision, {})
+    fitted.thresholds = {
+        "min_luminance": float(np.percentile(column["luminance_mean"], QUALITY_PERCENTILE)),
+        "max_luminance": float(np.percentile(column["luminance_mean"], 100 - QUALITY_PERCENTILE)),
+        "max_bright_fraction": float(max(np.percentile(column["bright_fraction"], 100 - QUALITY_PERCENTILE),
+                                         MIN_BRIGHT_FRACTION_LIMIT)),
+        "min_sharpness": float(np.percentile(column["sharpness"], QUALITY_PERCENTILE)),
+        "max_statistics_distance": float(np.percentile(
+            fitted.statistics_distance(val_stats), SCOPE_PERCENTILE)),
+        "max_embedding_distance": float(np.percentile(
+            fitted.embedding_distance(val_embeddings), SCOPE_PERCENTILE)),
+    }
+    return fitted
+
+
+def calibrate(card_path: Path, data_dir: Path, tta: bool = True, log=print) -> dict:
+    """Fill the card at `card_path` (which already names the weights and training run); return it."""
+    config.quiet_tensorflow()
+    import keras
+    from tqdm import tqdm
+
+    from dermalens.inference import NetworkRunner, sha256_of_file
+
+    card = json.loads(card_path.read_text())
+    weights_path = card_path.with_suffix(".keras")
+    if sha256_of_file(weights_path) != card["sha256"]:
+        raise SystemExit(f"{weights_path} does not match the SHA-256 in {card_path}")
+    model = keras.models.load_model(weights_path, compile=False, safe_mode=True)
+    runner = NetworkRunner(model, card["input_size"], tta=tta)
+
+    split = data.read_split(card_path.with_name(f"{card['name']}.split.csv"))
+    rows = [row for row in data.read_ham10000(data_dir) if row["image_id"] in split]
+    images = [preprocessing.prepare(decode_for_analysis(
+                  (data_dir / "images" / f"{row['image_id']}.jpg").read_bytes()))
+              for row in tqdm(rows, desc="decoding", unit="img", mininterval=5)]
+    metadata = np.stack([preprocessing.encode_metadata(r["age"], r["sex"], r["site"]) for r in rows])
+    labels = np.array([CLASSES.index(row["dx"]) for row in rows])
+    is_val = np.array([split[row["image_id"]] == "val" for row in rows])
+    log(f"running the network on {len(rows)} images (TTA {'on' if tta else 'off'})")
+    logits, embeddings, statistics = served_features(runner, images, metadata, card["input_size"])
+
+    fitted_gate = fit_gate(statistics[~is_val], embeddings[~is_val], labels[~is_val],
+                           statistics[is_val], embeddings[is_val])
+    val_labels, val_logits = labels[is_val], logits[is_val]
+    temperature = metrics.fit_temperature(val_logits, val_labels)
+    probabilities = softmax(val_logits, temperature)
+    report = metrics.classification_report(val_labels, probabilities)
+    report["ece_uncalibrated"] = metrics.expected_calibration_error(val_labels, softmax(val_logits))
+    report["confidence_intervals"] = metrics.bootstrap_intervals(val_labels, probabilities)
+    val_images = [image for image, keep in zip(images, is_val) if keep]
+    gate_flags = np.array([bool(fitted_gate.reasons_from(s, e))
+                           for s, e in zip(statistics[is_val], embeddings[is_val])])
+    small = np.array([min(image.pixels.shape[:2]) < gate.MIN_SIDE_FOR_ANALYSIS for image in val_images])
+    gate_flags |= small
+    table = coverage_table(val_labels, probabilities, gate_flags)
+    min_confidence = choose_min_confidence(table, report["balanced_accuracy"])
+    answered = (~gate_flags) & (probabilities.max(axis=1) >= min_confidence)
+    report["gate_flagged_rate"] = float(gate_flags.mean())
+    report["indeterminate_rate"] = float(1 - answered.mean())
+    report["balanced_accuracy_answered"] = (metrics.balanced_accuracy(metrics.confusion_matrix(
+        val_labels[answered], probabilities[answered].argmax(1))) if answered.any() else None)
+
+    risk_thresholds = {**choose_risk_thresholds(val_labels, probabilities), "min_confidence": min_confidence}
+    report["risk_by_truth"] = risk_by_truth(val_labels, probabilities, gate_flags, risk_thresholds)
+    gate_file = card_path.with_name(f"{card['name']}.gate.npz")
+    fitted_gate.save(gate_file)
+    card.update({
+        "tta": tta,
+        "temperature": temperature,
+        "thresholds": risk_thresholds,
+        "validation": report,
+        "coverage": table,
+        "gate": {"file": gate_file.name, "sha256": sha256_of_file(gate_file),
+                 "thresholds": fitted_gate.thresholds, "min_side": gate.MIN_SIDE_FOR_ANALYSIS,
+                 "statistics": list(gate.STATISTIC_NAMES),
+                 "method": "quality percentiles + Mahalanobis distance of image statistics + "
+                           "class-conditional Mahalanobis distance of pooled embeddings"},
+        "colour_notice_threshold": gate.NOTICEABLE_COLOUR_CHANGE,
+        "calibration_command": f"python -m dermalens.training.calibrate --data {data_dir} --model-card {card_path}"
+                               + ("" if tta else " --no-tta"),
+    })
+    card_path.write_text(json.dumps(card, indent=2) + "\n")
+    log(json.dumps({key: report[key] for key in ("balanced_accuracy", "balanced_accuracy_answered",
+                                                 "indeterminate_rate", "gate_flagged_rate",
+                                                 "auc_malignant", "ece")}, indent=2))
+    log(f"melanoma recall {report['recall']['mel']}, temperature {temperature:.3f}, "
+        f"min confidence {min_confidence}")
+    return card
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    calibrate(args.model_card, args.data, tta=not args.no_tta)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,230 @@
+"""Evaluate the shipped model on a labelled folder of images, through the app's inference path.
+
+    python -m dermalens.evaluate --images DIR --labels CSV --out DIR
+    python -m dermalens.evaluate --out-of-scope DIR --out DIR
+
+DIR holds `<image_id>.jpg` or `.png` of any size; CSV has `image_id,dx` and optionally
+`age,sex,localization` (HAM10000 vocabulary; empty or "unknown" = unknown). Writes
+`metrics.json`, `predictions.csv`, `confusion_matrix.png` and `roc.png` to --out.
+
+With --out-of-scope, every image in DIR is taken as NOT a dermoscopic lesion image; the command
+prints and writes (`out_of_scope.json`) the fraction the app declines to assess, by file-name
+prefix (see `python -m tools.out_of_scope`).
+"""
+
+import argparse
+import csv
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from dermalens import preprocessing
+from dermalens.assessment import assess_image, decode_for_analysis
+from dermalens.config import DEFAULT_MODEL_CARD
+from dermalens.lesions import CLASSES
+from dermalens.training import metrics
+from dermalens.training.data import IMAGE_SUFFIXES, read_labelled_image, read_labels
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--images", type=Path)
+    parser.add_argument("--labels", type=Path)
+    parser.add_argument("--out-of-scope", type=Path, help="folder of out-of-scope images")
+    parser.add_argument("--out", required=True, type=Path)
+    parser.add_argument("--model-card", default=str(DEFAULT_MODEL_CARD))
+    args = parser.parse_args(argv)
+    if not args.out_of_scope and not (args.images and args.labels):
+        parser.error("give --images and --labels, or --out-of-scope")
+    return args
+
+
+def evaluate(classifier, images: Path, rows: list[dict], progress=None) -> dict:
+    """Run every labelled image through `assessment.assess_image`, as the app would.
+
+    :return: {"labels", "probabilities", "indeterminate", "noticed" (a notice, e.g. colours
+        adjusted, was shown), "skipped": [(image_id, reason)], "ids"}
+    """
+    labels, probabilities, indeterminate, noticed, skipped, ids = [], [], [], [], [], []
+    for row in (progress(rows) if progress else rows):
+        rgb, why_not = read_labelled_image(images, row["image_id"])
+        if rgb is None:
+            skipped.append((row["image_id"], why_not))
+            continue
+        assessment = assess_image(classifier, rgb, row["age"], row["sex"], row["site"], explain=False)
+        labels.append(CLASSES.index(row["dx"]))
+        probabilities.append([assessment.prediction.probabilities[name] for name in CLASSES])
+        indeterminate.append(bool(assessment.indeterminate_reasons))
+        noticed.append(bool(assessment.notices))
+        ids.append(row["image_id"])
+    return {"labels": np.array(labels, int), "probabilities": np.array(probabilities, float).reshape(-1, 7),
+            "indeterminate": np.array(indeterminate, bool), "noticed": np.array(noticed, bool),
+            "skipped": skipped, "ids": ids}
+
+
+def measure_out_of_scope(classifier, folder: Path) -> dict:
+    """Share of the images in `folder` the app declines (gate reasons, or any indeterminate)."""
+    by_kind: dict[str, list[tuple[bool, bool]]] = {}
+    for path in sorted(p for p in folder.iterdir() if p.suffix in IMAGE_SUFFIXES):
+        try:
+            rgb = decode_for_analysis(path.read_bytes())
+        except preprocessing.InvalidImage:
+            declined = (True, True)  # refused at upload, never analysed
+        else:
+            assessment = assess_image(classifier, rgb, explain=False)
+            declined = (bool(assessment.gate_reasons), bool(assessment.indeterminate_reasons))
+        by_kind.setdefault(path.stem.split("-")[0], []).append(declined)
+
+    def fractions(pairs):
+        return {"n": len(pairs), "gate_flagged": float(np.mean([p[0] for p in pairs])),
+                "indeterminate": float(np.mean([p[1] for p in pairs]))}
+
+    everything = [pair for pairs in by_kind.values() for pair in pairs]
+    return {**fractions(everything), "by_kind": {k: fractions(v) for k, v in sorted(by_kind.items())}}
+
+
+def summarise(results: dict) -> dict:
+    """metrics.json content: overall figures plus the answered (non-indeterminate) part."""
+    labels, probabilities = results["labels"], results["probabilities"]
+    report = metrics.classification_report(labels, probabilities)
+    report["confidence_intervals"] = metrics.bootstrap_intervals(labels, probabilities) if len(labels) else None
+    answered = ~results["indeterminate"]
+    report["indeterminate_rate"] = float(results["indeterminate"].mean()) if len(labels) else 0.0
+    if answered.any():
+        answered_matrix = metrics.confusion_matrix(labels[answered], probabilities[answered].argmax(1))
+        report["balanced_accuracy_answered"] = metrics.balanced_accuracy(answered_matrix)
+    else:
+        report["balanced_accuracy_answered"] = None
+    # How often the clinician is told colours were adjusted, and whether those answers are worse
+    # (plain accuracy: a class-balanced figure is too noisy on a small subset).
+    noticed = results["noticed"]
+    report["notice_rate"] = float(noticed.mean()) if len(labels) else 0.0
+    correct = probabilities.argmax(1) == labels
+    report["accuracy_with_notice"] = float(correct[noticed].mean()) if noticed.any() else None
+    report["accuracy_without_notice"] = float(correct[~noticed].mean()) if (~noticed).any() else None
+    report["skipped"] = [{"image_id": image_id, "reason": reason} for image_id, reason in results["skipped"]]
+    report["classes"] = list(CLASSES)
+    return report
+
+
+def plot_confusion_matrix(matrix, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    matrix = np.asarray(matrix)
+    figure, axis = plt.subplots(figsize=(6.5, 5.5))
+    normalised = matrix / np.maximum(matrix.sum(axis=1, keepdims=True), 1)
+    image = axis.imshow(normalised, cmap="Blues", vmin=0, vmax=1)
+    for (row, column), count in np.ndenumerate(matrix):
+        axis.text(column, row, str(count), ha="center", va="center",
+                  color="white" if normalised[row, column] > 0.5 else "black", fontsize=8)
+    axis.set_xticks(range(len(CLASSES)), CLASSES)
+    axis.set_yticks(range(len(CLASSES)), CLASSES)
+    axis.set_xlabel("predicted")
+    axis.set_ylabel("truth (row-normalised colour, counts printed)")
+    figure.colorbar(image, ax=axis, fraction=0.046)
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+
+
+def plot_roc(labels, probabilities, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axis = plt.subplots(figsize=(5.5, 5))
+    names = {"malignant": "malignant (mel+bcc+akiec)", "melanoma": "melanoma"}
+    for target, (truth, scores) in metrics.binary_questions(labels, probabilities).items():
+        auc = metrics.roc_auc(truth, scores)
+        if not np.isnan(auc):
+            fpr, tpr = metrics.roc_curve(truth, scores)
+            axis.plot(fpr, tpr, label=f"{names[target]}: AUC {auc:.3f}")
+    axis.plot([0, 1], [0, 1], "--", color="grey", linewidth=0.8)
+    axis.set_xlabel("1 - specificity")
+    axis.set_ylabel("sensitivity")
+    axis.legend(loc="lower right")
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+
+
+def print_summary(report: dict) -> None:
+    def fmt(value):
+        return "n/a" if value is None else f"{value:.3f}"
+
+    def interval(name):
+        return metrics.interval_text(report.get("confidence_intervals"), name)
+
+    print(f"images evaluated: {report['n']}  (skipped {len(report['skipped'])})")
+    print(f"balanced accuracy {fmt(report['balanced_accuracy'])}{interval('balanced_accuracy')}   "
+          f"accuracy {fmt(report['accuracy'])}")
+    print(f"melanoma recall {fmt(report['recall']['mel'])}{interval('melanoma_recall')}")
+    print(f"AUC malignant {fmt(report['auc_malignant'])}{interval('auc_malignant')}   "
+          f"AUC melanoma {fmt(report['auc_melanoma'])}{interval('auc_melanoma')}   ECE {fmt(report['ece'])}")
+    for target, at_levels in report["sensitivity_at_specificity"].items():
+        print(f"{target} sensitivity at specificity "
+              + ", ".join(f"{float(level):.0%}: {fmt(value)}" for level, value in at_levels.items()))
+    print(f"indeterminate rate {fmt(report['indeterminate_rate'])}   balanced accuracy answered "
+          f"{fmt(report['balanced_accuracy_answered'])}")
+    print(f"colour notice rate {fmt(report['notice_rate'])}   accuracy with / without a notice "
+          f"{fmt(report['accuracy_with_notice'])} / {fmt(report['accuracy_without_notice'])}")
+    print("class   recall  precision")
+    for name in CLASSES:
+        print(f"{name:6s}  {fmt(report['recall'][name]):>6s}  {fmt(report['precision'][name]):>9s}")
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    from tqdm import tqdm
+
+    from dermalens.inference import KerasClassifier, ModelLoadError
+
+    try:
+        rows = read_labels(args.labels) if args.labels else []
+        classifier = KerasClassifier(args.model_card)
+    except (OSError, ValueError, ModelLoadError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    args.out.mkdir(parents=True, exist_ok=True)
+    if args.out_of_scope:
+        result = measure_out_of_scope(classifier, args.out_of_scope)
+        (args.out / "out_of_scope.json").write_text(json.dumps(result, indent=2) + "\n")
+        print(f"out-of-scope images: {result['n']}; flagged by the gate {result['gate_flagged']:.1%}; "
+              f"indeterminate overall {result['indeterminate']:.1%}")
+        for kind, figures in result["by_kind"].items():
+            print(f"  {kind:12s} n={figures['n']:3d}  gate {figures['gate_flagged']:.1%}  "
+                  f"indeterminate {figures['indeterminate']:.1%}")
+        if not rows:
+            return 0
+    results = evaluate(classifier, args.images, rows,
+                       progress=lambda items: tqdm(items, desc="evaluating", unit="img"))
+    if not len(results["labels"]):
+        print("error: no image could be evaluated", file=sys.stderr)
+        return 2
+    report = summarise(results)
+    report["model"] = {"name": classifier.info.name, "version": classifier.info.version,
+                       "sha256": classifier.info.sha256}
+    (args.out / "metrics.json").write_text(json.dumps(report, indent=2) + "\n")
+    with open(args.out / "predictions.csv", "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["image_id", "dx", "predicted", "indeterminate", "notice", *CLASSES])
+        for image_id, label, probs, flag, notice in zip(results["ids"], results["labels"],
+                                                        results["probabilities"],
+                                                        results["indeterminate"], results["noticed"]):
+            writer.writerow([image_id, CLASSES[label], CLASSES[int(np.argmax(probs))], int(flag),
+                             int(notice), *(f"{p:.6f}" for p in probs)])
+    plot_confusion_matrix(report["confusion_matrix"], args.out / "confusion_matrix.png")
+    plot_roc(results["labels"], results["probabilities"], args.out / "roc.png")
+    print_summary(report)
+    print(f"written to {args.out}/")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

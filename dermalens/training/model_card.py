@@ -1,0 +1,85 @@
+"""Render the human model card (models/README.md) from the machine one (models/NAME.json).
+
+    python -m dermalens.training.model_card --model-card models/NAME.json \
+        [--out-of-scope RESULT.json] [--size-and-crop "DESCRIPTION=OUT/metrics.json" ...]
+
+The text comes from the template `model_card.md.j2` beside this module, fed only by the card's
+JSON, so the two never disagree and no figure is typed into code. With --out-of-scope (the
+out_of_scope.json written by `dermalens.evaluate --out-of-scope`), the figures are also stored in
+the JSON card; likewise each --size-and-crop (the metrics.json of a labelled `dermalens.evaluate`
+run on resized or re-cropped copies of the validation images).
+"""
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import jinja2
+
+from dermalens.lesions import CLASS_NAMES
+from dermalens.training import metrics
+
+TEMPLATE = Path(__file__).with_name("model_card.md.j2")
+
+
+def _fmt(value, digits=3):
+    return "n/a" if value is None else f"{value:.{digits}f}"
+
+
+def _environment() -> jinja2.Environment:
+    # Markdown, not HTML: nothing to escape, and the card is the project's own data.
+    environment = jinja2.Environment(autoescape=False, keep_trailing_newline=True,  # nosec B701
+                                     undefined=jinja2.ChainableUndefined)
+    environment.filters.update(
+        fmt=_fmt,
+        percent=lambda value: f"{value:.0%}",
+        with_interval=lambda value, intervals, name: _fmt(value) + metrics.interval_text(intervals, name))
+    return environment
+
+
+def render(card: dict) -> str:
+    """The model card's Markdown text for a card's JSON content."""
+    template = _environment().from_string(TEMPLATE.read_text())
+    return template.render(card=card, class_names=CLASS_NAMES)
+
+
+def size_and_crop_row(description: str, figures: dict) -> dict:
+    """One row of the "other sizes, crops and colours" table from an evaluate metrics.json."""
+    return {"description": description, "n": figures["n"],
+            "balanced_accuracy": figures["balanced_accuracy"], "melanoma_recall": figures["recall"]["mel"],
+            "auc_malignant": figures["auc_malignant"], "ece": figures["ece"],
+            "indeterminate_rate": figures["indeterminate_rate"]}
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--model-card", required=True, type=Path)
+    parser.add_argument("--out-of-scope", type=Path)
+    parser.add_argument("--size-and-crop", action="append", default=[], metavar="DESCRIPTION=METRICS_JSON",
+                        help="figures of the validation images at another size, crop or colour (repeatable)")
+    args = parser.parse_args(argv)
+    pairs = [item.rpartition("=") for item in args.size_and_crop]
+    if any(not description or not path for description, _, path in pairs):
+        parser.error("--size-and-crop takes DESCRIPTION=METRICS_JSON")
+    inputs = [args.model_card, *([args.out_of_scope] if args.out_of_scope else []),
+              *(Path(path) for _, _, path in pairs)]
+    unreadable = [str(path) for path in inputs if not path.is_file()]
+    if unreadable:
+        parser.error(f"no such file: {', '.join(unreadable)}")
+    card = json.loads(args.model_card.read_text())
+    if args.out_of_scope:
+        card["out_of_scope"] = json.loads(args.out_of_scope.read_text())
+    if pairs:
+        card["size_and_crop"] = [size_and_crop_row(description, json.loads(Path(path).read_text()))
+                                 for description, _, path in pairs]
+    if args.out_of_scope or args.size_and_crop:
+        args.model_card.write_text(json.dumps(card, indent=2) + "\n")
+    readme = args.model_card.parent / "README.md"
+    readme.write_text(render(card))
+    print(f"wrote {readme}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,42 @@
+"""How training answers the class imbalance: sampling probabilities and loss weights (no
+TensorFlow needed)."""
+
+import numpy as np
+import pytest
+
+from dermalens.training import train
+
+
+@pytest.mark.parametrize("balanced_sampling", [0.0, 0.5, 1.0])
+def test_every_class_gets_the_same_expected_share_of_the_loss(balanced_sampling):
+    labels = np.repeat(np.arange(7), [30, 50, 110, 12, 110, 670, 14])
+    probabilities, weights = train.sampling_and_loss_weights(labels, balanced_sampling)
+    assert probabilities.sum() == pytest.approx(1.0)
+    np.testing.assert_allclose(probabilities * weights, np.full(7, 1 / 7), rtol=1e-6)
+
+
+def test_balanced_sampling_interpolates_between_weighting_and_resampling():
+    labels = np.repeat(np.arange(7), [30, 50, 110, 12, 110, 670, 14])
+    natural, inverse_frequency = train.sampling_and_loss_weights(labels, 0.0)
+    np.testing.assert_allclose(natural, np.bincount(labels) / len(labels))
+    np.testing.assert_allclose(inverse_frequency, train.class_weights(labels), rtol=1e-6)
+    uniform, unweighted = train.sampling_and_loss_weights(labels, 1.0)
+    np.testing.assert_allclose(uniform, np.full(7, 1 / 7))
+    np.testing.assert_allclose(unweighted, np.ones(7), rtol=1e-6)
+    halfway, _ = train.sampling_and_loss_weights(labels, 0.5)
+    np.testing.assert_allclose(halfway, np.sqrt(np.bincount(labels)) / np.sqrt(np.bincount(labels)).sum())
+
+
+def test_a_class_without_training_images_is_never_drawn():
+    probabilities, weights = train.sampling_and_loss_weights(np.array([0, 0, 5, 5, 5]), 0.5)
+    assert probabilities[[1, 2, 3, 4, 6]].sum() == 0 and weights[[1, 2, 3, 4, 6]].sum() == 0
+
+
+@pytest.mark.parametrize("option", [["--balanced-sampling", "-0.1"], ["--balanced-sampling", "1.5"],
+                                    ["--ema-momentum", "-0.5"], ["--ema-momentum", "1"],
+                                    ["--colour-shift", "-0.1"], ["--colour-shift", "0.6"],
+                                    ["--colour-shift", "nan"]])
+def test_out_of_range_balancing_averaging_or_colour_shift_is_refused(option):
+    with pytest.raises(SystemExit) as refused:
+        train.parse_args(["--data", "d", "--out", "o", *option])
+    assert refused.value.code == 2

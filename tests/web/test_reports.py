@@ -1,0 +1,90 @@
+"""PDF reports: a document a clinician can file, on A4 or Letter."""
+
+import io
+
+import pytest
+from pypdf import PdfReader
+
+from dermalens import gate, pdf_report
+from tests.helpers import pdf_text, upload
+from tests.images import encode, lesion_array, lesion_jpeg
+
+
+def test_pdf_report_contents_and_headers(logged_in, analysis_id):
+    response = logged_in.get(f"/analyses/{analysis_id}/report.pdf")
+    assert response.status_code == 200
+    assert response.data.startswith(b"%PDF-")
+    assert response.mimetype == "application/pdf"
+    assert response.headers["Content-Disposition"].startswith("attachment;")
+    assert response.headers["Cache-Control"] == "no-store"
+    text = pdf_text(response.data)
+    for expected in ("PT-001", "Melanocytic nevus", "Malignant probability", "Risk category",
+                     "not a diagnosis", "fake-resnet", "f" * 64, "alice", "signature",
+                     "Histology", "54", "female"):
+        assert expected in text, expected
+    # The model's known limits travel with the printed result (text extraction may wrap lines).
+    assert "standard settings" in " ".join(text.split())
+
+
+@pytest.mark.parametrize("paper, size", [("a4", (595, 842)), ("letter", (612, 792))])
+def test_pdf_paper_sizes(logged_in, analysis_id, paper, size):
+    data = logged_in.get(f"/analyses/{analysis_id}/report.pdf?paper={paper}").data
+    box = PdfReader(io.BytesIO(data)).pages[0].mediabox
+    assert (round(box.width), round(box.height)) == size
+
+
+def test_markup_in_text_fields_is_printed_literally(logged_in):
+    hostile = '<img src="http://127.0.0.1:9/x.png"/> <font color="[[[x]]]">a < b & c</font>'
+    response = upload(logged_in, lesion_jpeg(), patient_ref="<b>PT</b>", note=hostile)
+    data = logged_in.get(response.headers["Location"] + "/report.pdf").data
+    text = pdf_text(data)
+    assert "a < b & c" in text and "<b>PT</b>" in text
+
+
+def report_data(**changes) -> pdf_report.ReportData:
+    """A complete report for a 600x450 upload with a short note; `changes` override fields."""
+    fields = dict(
+        analysis_id="x" * 22, created_at="2026-01-01 10:00", clinician="dr", patient_ref="P",
+        lesion_ref="L", age="40", sex="male", site="Back", note="Changed in size since spring",
+        image_jpeg=encode(lesion_array(600, 450)), heatmap_jpeg=encode(lesion_array(600, 450), "JPEG"),
+        image_size=(600, 450),
+        ranked_classes=[("nv", "Melanocytic nevus", 0.5), ("mel", "Melanoma", 0.3),
+                        ("bkl", "Benign keratosis-like lesion", 0.1)],
+        malignant_probability=0.35, risk_label="Monitor", risk_action="Monitor",
+        indeterminate_reasons=[], notices=[], model_name="m", model_version="1", model_sha256="0" * 64)
+    return pdf_report.ReportData(**{**fields, **changes})
+
+
+def test_indeterminate_report_says_so_in_whole_sentences():
+    reasons = ["The image is too blurred to assess. Retake it in focus.", "the model is uncertain"]
+    data = report_data(risk_label="Indeterminate - retake or review", risk_action="Retake",
+                       indeterminate_reasons=reasons)
+    text = " ".join(pdf_text(pdf_report.build_report(data)).split())
+    assert "INDETERMINATE - The image is too blurred to assess. Retake it in focus. the model is uncertain." in text
+    assert "not reliable" in text and ".." not in text
+
+
+def test_notices_are_printed_beside_the_result():
+    notice = "Colours adjusted before analysis: <the image> is darker & so on."
+    text = " ".join(pdf_text(pdf_report.build_report(report_data(notices=[notice]))).split())
+    assert "NOTE - " + notice in text and "INDETERMINATE" not in text
+
+
+@pytest.mark.parametrize("flags", [
+    {"indeterminate_reasons": ["The image is too blurred to assess. Retake it in focus."]},
+    {"notices": gate.colour_notices((1.5, 1.3, 1.1))},
+])
+def test_a_typical_report_fits_on_one_a4_page(flags):
+    # A short note and a reason to retake, or a colour notice: still one sheet to file.
+    data = report_data(**flags)
+    assert len(PdfReader(io.BytesIO(pdf_report.build_report(data, "a4"))).pages) == 1
+
+
+# Notes of these lengths end page 1 just inside the assessment table.
+@pytest.mark.parametrize("paper, repeats", [("a4", 30), ("letter", 8)])
+def test_the_clinicians_assessment_is_never_split_across_pages(paper, repeats):
+    data = report_data(note="A long history of change. " * repeats)
+    pages = [page.extract_text() for page in PdfReader(io.BytesIO(pdf_report.build_report(data, paper))).pages]
+    holding = {label: [index for index, text in enumerate(pages) if label in text]
+               for label in ("Clinician's assessment", "Clinical impression", "Name and signature")}
+    assert len(pages) == 2 and list(holding.values()) == [[1]] * 3
