@@ -147,7 +147,8 @@ def _create_analysis(session, classifier, upload_folder, owner_id, request) -> A
             top_class=prediction.top_class,
             malignant_probability=prediction.malignant_probability,
             risk_category=assessment.risk_category,
-            indeterminate_reasons_json=json.dumps(assessment.indeterminate_reasons),
+            indeterminate_reasons_json=json.dumps(assessment.gate_reasons),
+            uncertainty_reasons_json=json.dumps(assessment.confidence_reasons),
             notices_json=json.dumps(assessment.notices),
             heatmap_class=prediction.heatmap_class,
             model_name=classifier.info.name, model_version=classifier.info.version,
@@ -225,7 +226,7 @@ class Comparison:
     # Cautions, as sentences: different patients or lesions, different model versions.
     cautions: list[str]
     # Change in malignant probability from the first to the last, in percentage points; None
-    # when either is indeterminate (its probabilities are not to be relied on).
+    # when either image was declined (its probabilities are not a result).
     malignant_change: float | None
     # That change (or why there is none) and the risk categories first and last, in one sentence.
     summary: str
@@ -253,9 +254,9 @@ def compare(analyses: list[Analysis]) -> Comparison:
         cautions.append(f"Made by different model versions ({', '.join(versions)}): a difference "
                         "may come from the model rather than the lesion.")
     first, last = analyses[0], analyses[-1]
-    if "indeterminate" in (first.risk_category, last.risk_category):
-        return Comparison(analyses, cautions, None, "The first or the last analysis is "
-                          "indeterminate, so no change in probability is given.")
+    if first.declined or last.declined:
+        return Comparison(analyses, cautions, None, "The image of the first or the last analysis "
+                          "could not be assessed, so no change in probability is given.")
     malignant_change = 100 * (last.malignant_probability - first.malignant_probability)
     first_risk, last_risk = (RISK_CATEGORIES[a.risk_category].label for a in (first, last))
     risk = (f"the risk category stayed {first_risk}" if first_risk == last_risk
@@ -281,22 +282,31 @@ class HistoryFilters:
     risk_category: str | None = None
     date_from: date | None = None
     date_to: date | None = None
+    # True: only analyses with a recorded outcome; False: only those without; None: all.
+    with_outcome: bool | None = None
+
+
+OUTCOME_FILTERS = {"with": True, "without": False}
 
 
 def parse_history_filters(args: Mapping[str, str]) -> HistoryFilters:
     """Query-string filters -> HistoryFilters.
 
-    :raise InvalidInput: unknown risk category or a date not in YYYY-MM-DD form.
+    :raise InvalidInput: unknown risk category or outcome filter, or a date not in YYYY-MM-DD form.
     """
     risk = (args.get("risk") or "").strip() or None
     if risk is not None and risk not in RISK_CATEGORIES:
         raise InvalidInput("Unknown risk category.", "risk")
+    outcome = (args.get("outcome") or "").strip() or None
+    if outcome is not None and outcome not in OUTCOME_FILTERS:
+        raise InvalidInput("The outcome filter must be 'with' or 'without'.", "outcome")
     return HistoryFilters(
         patient_ref=clean_text(args.get("patient_ref"), MAX_REF_LENGTH, "patient_ref"),
         lesion_ref=clean_text(args.get("lesion_ref"), MAX_REF_LENGTH, "lesion_ref"),
         risk_category=risk,
         date_from=_parse_date(args.get("date_from"), "date_from"),
         date_to=_parse_date(args.get("date_to"), "date_to"),
+        with_outcome=OUTCOME_FILTERS.get(outcome),
     )
 
 
@@ -326,6 +336,9 @@ def list_analyses(session: Session, owner_id: int, filters: HistoryFilters, page
         query = query.where(_same_ignoring_case(Analysis.lesion_ref, filters.lesion_ref))
     if filters.risk_category:
         query = query.where(Analysis.risk_category == filters.risk_category)
+    if filters.with_outcome is not None:
+        recorded = Analysis.outcome_diagnosis.is_not(None)
+        query = query.where(recorded if filters.with_outcome else ~recorded)
     if filters.date_from:
         query = query.where(Analysis.created_at >= datetime.combine(filters.date_from, datetime.min.time()))
     if filters.date_to:

@@ -24,12 +24,13 @@ def decode_for_analysis(image: bytes) -> np.ndarray:
 
 @dataclass(frozen=True)
 class Assessment:
-    """The decision for one image.
+    """The decision for one image: the three questions of `dermalens.risk`, answered apart.
 
-    `gate_reasons`: why the image cannot be assessed (quality or scope); `confidence_reasons`:
-    why the model's answer is uncertain; `notices`: remarks that leave the answer standing
-    (`gate.colour_notices`). `prepared` is the image as the network and the gate saw it, for the
-    heatmap overlay.
+    `gate_reasons`: why the image cannot be assessed (quality or scope; any reason declines it);
+    `confidence_reasons`: why the model's answer is uncertain (a flag on an answer, never a
+    decline; empty for a declined image); `risk_category`: what should happen; `notices`:
+    remarks that leave the answer standing (`gate.colour_notices`). `prepared` is the image as
+    the network and the gate saw it, for the heatmap overlay.
     """
 
     prediction: Prediction
@@ -40,9 +41,13 @@ class Assessment:
     notices: list[str]
 
     @property
-    def indeterminate_reasons(self) -> list[str]:
-        """Why this answer should not be relied on: the gate's reasons, else low confidence."""
-        return self.gate_reasons or self.confidence_reasons
+    def declined(self) -> bool:
+        """The image cannot be assessed: no class is to be shown as a result."""
+        return bool(self.gate_reasons)
+
+    @property
+    def uncertain(self) -> bool:
+        return bool(self.confidence_reasons)
 
 
 def assess_image(classifier: Classifier, rgb: np.ndarray, age: int | None = None,
@@ -57,6 +62,6 @@ def assess_image(classifier: Classifier, rgb: np.ndarray, age: int | None = None
         confidence_reasons = ([] if gate_reasons or min_confidence is None
                               else gate.confidence_reasons(prediction.probabilities, min_confidence))
     risk_category = assess_risk(prediction.probabilities, classifier.info.thresholds,
-                                gate_reasons or confidence_reasons)
+                                declined=bool(gate_reasons))
     return Assessment(prediction, prepared, risk_category, gate_reasons, confidence_reasons,
                       gate.colour_notices(prediction.colour_gains))

@@ -22,6 +22,8 @@ ACTIONS = {
     "analysis_viewed": "Analysis viewed",
     "analysis_downloaded": "Report or file downloaded",
     "analysis_deleted": "Analysis deleted",
+    "outcome_recorded": "Outcome recorded",
+    "site_performance_viewed": "Site performance viewed",
     "token_created": "API token created",  # nosec B105
     "token_revoked": "API token revoked",  # nosec B105
 }

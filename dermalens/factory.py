@@ -92,9 +92,9 @@ def register_extensions(app: Flask) -> None:
 
 
 def register_blueprints(app: Flask) -> None:
-    from dermalens.views import account, analyses, api, auth, history, reports
+    from dermalens.views import account, analyses, api, auth, history, performance, reports
 
-    for blueprint in (auth.bp, analyses.bp, history.bp, reports.bp, account.bp, api.bp):
+    for blueprint in (auth.bp, analyses.bp, history.bp, reports.bp, performance.bp, account.bp, api.bp):
         app.register_blueprint(blueprint)
 
 
@@ -113,11 +113,14 @@ def register_commands(app: Flask) -> None:
 
 def register_template_context(app: Flask) -> None:
     from dermalens.lesions import BODY_SITE_LABELS, CLASS_GROUPS, CLASS_NAMES, MODEL_LIMITS, SEXES
-    from dermalens.risk import RISK_CATEGORIES
+    from dermalens.outcomes import OUTCOME_DIAGNOSES, OUTCOME_SOURCES
+    from dermalens.risk import CURRENT_CATEGORIES, RISK_CATEGORIES
 
     @app.context_processor
     def product_vocabulary():
         return {"CLASS_NAMES": CLASS_NAMES, "CLASS_GROUPS": CLASS_GROUPS,
                 "BODY_SITE_LABELS": BODY_SITE_LABELS, "SEXES": SEXES,
-                "RISK_CATEGORIES": RISK_CATEGORIES, "MODEL_LIMITS": MODEL_LIMITS,
+                "RISK_CATEGORIES": RISK_CATEGORIES, "CURRENT_CATEGORIES": CURRENT_CATEGORIES,
+                "OUTCOME_DIAGNOSES": OUTCOME_DIAGNOSES, "OUTCOME_SOURCES": OUTCOME_SOURCES,
+                "MODEL_LIMITS": MODEL_LIMITS,
                 "model_info": app.extensions["classifier"].info}

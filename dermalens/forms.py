@@ -8,6 +8,7 @@ from wtforms.fields.choices import SelectChoice
 from wtforms.validators import EqualTo, InputRequired, Length, Regexp
 
 from dermalens.lesions import BODY_SITE_LABELS, BODY_SITES, SEXES
+from dermalens.outcomes import OUTCOME_DIAGNOSES, OUTCOME_SOURCES
 
 USERNAME_RULE = Regexp(r"^[A-Za-z0-9_.-]+$",
                        message="Use letters, digits, dots, dashes and underscores only.")
@@ -38,3 +39,14 @@ class AnalysisForm(FlaskForm):
     site = SelectField("Body site", choices=[SelectChoice("", "Not recorded")]
                        + [SelectChoice(site, BODY_SITE_LABELS[site]) for site in BODY_SITES])
     note = TextAreaField("Note")
+
+
+class OutcomeForm(FlaskForm):
+    """What the lesion turned out to be (validated by `outcomes.parse_outcome`)."""
+
+    diagnosis = SelectField("Diagnosis", choices=[SelectChoice("", "Choose…")]
+                            + [SelectChoice(code, name) for code, name in OUTCOME_DIAGNOSES.items()])
+    source = SelectField("Established by", choices=[SelectChoice("", "Choose…")]
+                         + [SelectChoice(code, name) for code, name in OUTCOME_SOURCES.items()])
+    date = StringField("Date (YYYY-MM-DD, optional)")
+    note = TextAreaField("Note (optional)")

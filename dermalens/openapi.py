@@ -1,6 +1,7 @@
 """The OpenAPI 3 description of the JSON API (kept beside the routes; a test checks they agree)."""
 
 from dermalens.lesions import BODY_SITES, CLASSES, SEXES
+from dermalens.outcomes import OUTCOME_DIAGNOSES, OUTCOME_SOURCES
 from dermalens.risk import RISK_CATEGORIES
 
 
@@ -31,22 +32,39 @@ def openapi_document() -> dict:
                      "required": list(CLASSES)}
     analysis = {
         "type": "object",
+        "description": "Three questions answered apart: can the image be assessed "
+                       "(`indeterminate`: declined, cannot assess - retake, with its reasons; then "
+                       "`probabilities`, `ranked`, `top_class` and `malignant_probability` are null "
+                       "and what the network computed anyway is in `unreliable_probabilities`), how "
+                       "sure is the model (`uncertain`, a flag on an answer, never a decline), and "
+                       "what should happen (`risk.category` and `risk.action`).",
         "required": ["id", "created_at", "inputs", "probabilities", "top_class",
                      "malignant_probability", "risk", "indeterminate", "indeterminate_reasons",
-                     "notices", "model", "urls"],
+                     "uncertain", "uncertainty_reasons", "notices", "outcome", "model", "urls"],
         "properties": {
             "id": {"type": "string"},
             "created_at": {"type": "string", "format": "date-time"},
             "inputs": {"type": "object"},
-            "probabilities": probabilities,
+            "probabilities": {**probabilities, "nullable": True},
+            "unreliable_probabilities": {**probabilities, "nullable": True, "description":
+                                         "Only for a declined image: not a result."},
             "ranked": {"type": "array", "items": {"type": "object"}},
-            "top_class": {"type": "string", "enum": list(CLASSES)},
-            "malignant_probability": {"type": "number"},
+            "top_class": {"type": "string", "enum": list(CLASSES), "nullable": True},
+            "malignant_probability": {"type": "number", "nullable": True},
             "risk": {"type": "object", "properties": {
-                "category": {"type": "string", "enum": list(RISK_CATEGORIES)},
-                "label": {"type": "string"}, "action": {"type": "string"}}},
-            "indeterminate": {"type": "boolean"},
+                "category": {"type": "string", "enum": list(RISK_CATEGORIES), "description":
+                             "urgent: suspected melanoma pathway; keratinocyte: referral for a "
+                             "suspected keratinocyte cancer; review: refer, malignancy not ruled "
+                             "out; monitor; indeterminate: cannot assess - retake; routine: "
+                             "analyses recorded by earlier versions."},
+                "label": {"type": "string"}, "action": {"type": "string"},
+                "refers": {"type": "boolean"}}},
+            "indeterminate": {"type": "boolean", "description": "Declined: the image cannot be assessed."},
             "indeterminate_reasons": {"type": "array", "items": {"type": "string"}},
+            "uncertain": {"type": "boolean", "description": "The model is uncertain; the "
+                          "recommendation still follows the probabilities."},
+            "uncertainty_reasons": {"type": "array", "items": {"type": "string"}},
+            "outcome": {"allOf": [{"$ref": "#/components/schemas/Outcome"}], "nullable": True},
             "notices": {"type": "array", "items": {"type": "string"}, "description":
                         "Cautions that leave the answer standing, e.g. colours adjusted before "
                         "analysis."},
@@ -72,7 +90,22 @@ def openapi_document() -> dict:
         {"name": "risk", "in": "query", "schema": {"type": "string", "enum": list(RISK_CATEGORIES)}},
         {"name": "date_from", "in": "query", "schema": {"type": "string", "format": "date"}},
         {"name": "date_to", "in": "query", "schema": {"type": "string", "format": "date"}},
+        {"name": "outcome", "in": "query", "schema": {"type": "string", "enum": ["with", "without"]},
+         "description": "Only analyses with, or without, a recorded outcome."},
     ]
+    outcome = {"type": "object", "properties": {
+        "diagnosis": {"type": "string", "enum": list(OUTCOME_DIAGNOSES)},
+        "diagnosis_name": {"type": "string"},
+        "group": {"type": "string", "enum": ["malignant", "benign", "unknown"]},
+        "source": {"type": "string", "enum": list(OUTCOME_SOURCES)},
+        "date": {"type": "string", "format": "date", "nullable": True},
+        "note": {"type": "string", "nullable": True},
+        "recorded_at": {"type": "string", "format": "date-time"}}}
+    outcome_input = {"type": "object", "required": ["diagnosis", "source"], "properties": {
+        "diagnosis": {"type": "string", "enum": list(OUTCOME_DIAGNOSES)},
+        "source": {"type": "string", "enum": list(OUTCOME_SOURCES)},
+        "date": {"type": "string", "format": "date"},
+        "note": {"type": "string", "maxLength": 2000}}}
     return {
         "openapi": "3.0.3",
         "info": {"title": "DermaLens API", "version": "1.0.0",
@@ -84,6 +117,7 @@ def openapi_document() -> dict:
                     "type": "object", "required": ["code", "message"],
                     "properties": {"code": {"type": "integer"}, "message": {"type": "string"}}}}},
                 "Analysis": analysis,
+                "Outcome": outcome,
             },
         },
         "paths": {
@@ -153,7 +187,7 @@ def openapi_document() -> dict:
                                 "type": "number", "nullable": True,
                                 "description": "Malignant probability of the last minus the "
                                                "first, in percentage points; null when either "
-                                               "is indeterminate."},
+                                               "was declined."},
                             "disclaimer": {"type": "string"}}}}}},
                     "400": _error("Fewer than 2 or more than 4 distinct ids"),
                     "401": _error("Missing or invalid token"),
@@ -179,6 +213,25 @@ def openapi_document() -> dict:
                                          "401": _error("Missing or invalid token"),
                                          "404": _error("No such analysis of yours")}},
             },
+            "/api/v1/analyses/{public_id}/outcome": {
+                "get": _owned("What the lesion turned out to be (`outcome` null until recorded)",
+                              {"application/json": {"schema": {"type": "object", "properties": {
+                                  "outcome": {"allOf": [{"$ref": "#/components/schemas/Outcome"}],
+                                              "nullable": True}}}}}, "getOutcome"),
+                "put": {**_owned("Record or correct what the lesion turned out to be (422 on bad input)",
+                                 {"application/json": {"schema": {"type": "object", "properties": {
+                                     "outcome": {"$ref": "#/components/schemas/Outcome"}}}}}, "putOutcome"),
+                        "requestBody": {"required": True, "content": {
+                            "application/json": {"schema": outcome_input},
+                            "application/x-www-form-urlencoded": {"schema": outcome_input}}}},
+            },
+            "/api/v1/site-performance": {"get": {
+                "summary": "How the tool has done on your analyses with recorded outcomes, beside "
+                           "the model card's validation figures (Wilson 95% intervals)",
+                "operationId": "getSitePerformance", "security": [{"bearerAuth": []}],
+                "responses": {"200": {"description": "OK", "content": {"application/json": {
+                    "schema": {"type": "object"}}}},
+                    "401": _error("Missing or invalid token")}}},
             "/api/v1/analyses/{public_id}/report.pdf": {"get": _owned(
                 "PDF report (A4; ?paper=letter for Letter)",
                 {"application/pdf": {"schema": {"type": "string", "format": "binary"}}}, "getReport")},

@@ -48,9 +48,14 @@ class PrintedAnalysis:
     ranked_classes: list[tuple[str, str, float]]  # (code, name, probability), most likely first
     malignant_probability: float
     risk_label: str
+    # The gate declined the image: no class or probability is printed as a result.
+    declined: bool
     indeterminate_reasons: list[str]
+    uncertainty_reasons: list[str]
     notices: list[str]
     model_version: str
+    # What the lesion turned out to be, as one line; "" until recorded.
+    outcome: str
 
 
 @dataclass(frozen=True)
@@ -92,19 +97,24 @@ def build_report(data: ReportData, paper: str = "a4") -> bytes:
     ]
     # Quality and uncertainty flags share one box: each box costs a typical report room it
     # does not have (it must stay on one A4 sheet).
-    flags = _flags(data, " The probabilities below are not reliable for this image.")
+    flags = _flags(data)
     if flags:
         story += [Paragraph(flags, styles["warning"]), Spacer(1, WARNING_GAP)]
-    story.append(_table([
-        ["Risk category", data.risk_label],
-        ["Recommended action", data.risk_action],
-        ["Malignant probability (mel + bcc + akiec)", f"{data.malignant_probability:.0%}"],
-    ], styles, width, label_columns=(0,)))
-    story += [Spacer(1, 2 * mm), Paragraph("Most likely diagnoses (calibrated probabilities)",
-                                           styles["subheading"])]
-    story.append(_table([[f"{index + 1}. {name} ({code})", f"{probability:.1%}"]
-                         for index, (code, name, probability) in enumerate(data.ranked_classes[:3])],
-                        styles, width, label_columns=()))
+    rows = [["Risk category", data.risk_label], ["Recommended action", data.risk_action]]
+    if not data.declined:
+        rows.append(["Malignant probability (mel + bcc + akiec)", f"{data.malignant_probability:.0%}"])
+    if data.outcome:
+        rows.append(["Outcome (recorded)", data.outcome])
+    story.append(_table(rows, styles, width, label_columns=(0,)))
+    if data.declined:
+        story += [Spacer(1, 2 * mm), Paragraph("No diagnosis is given: the image could not be assessed.",
+                                               styles["body"])]
+    else:
+        story += [Spacer(1, 2 * mm), Paragraph("Most likely diagnoses (calibrated probabilities)",
+                                               styles["subheading"])]
+        story.append(_table([[f"{index + 1}. {name} ({code})", f"{probability:.1%}"]
+                             for index, (code, name, probability) in enumerate(data.ranked_classes[:3])],
+                            styles, width, label_columns=()))
     if data.note:
         story += [Spacer(1, 2 * mm), Paragraph("Note", styles["subheading"]),
                   Paragraph(escape(data.note).replace("\n", "<br/>"), styles["body"])]
@@ -162,12 +172,12 @@ def build_comparison_report(data: ComparisonReportData, paper: str = "a4") -> by
         ["Image as analysed", *images("image_jpeg")],
         ["Grad-CAM heatmap", *images("heatmap_jpeg")],
         ["Risk category", *(item.risk_label for item in analyses)],
-        ["Malignant probability", *(f"{item.malignant_probability:.0%}"
-                                    + (" (not reliable)" if item.indeterminate_reasons else "")
+        ["Malignant probability", *("not assessed" if item.declined else f"{item.malignant_probability:.0%}"
                                     for item in analyses)],
-        ["Most likely", *("; ".join(f"{name} {probability:.0%}"
-                                    for _, name, probability in item.ranked_classes[:3])
+        ["Most likely", *("not assessed" if item.declined else "; ".join(
+            f"{name} {probability:.0%}" for _, name, probability in item.ranked_classes[:3])
                           for item in analyses)],
+        ["Outcome", *(item.outcome or "not recorded" for item in analyses)],
         ["Flags", *(Paragraph(_flags(item) or "none", styles["cell"]) for item in analyses)],
         ["Model version", *(item.model_version for item in analyses)],
         ["Analysis ID", *(item.analysis_id for item in analyses)],
@@ -230,14 +240,20 @@ def _styles() -> dict:
     }
 
 
-def _flags(analysis: PrintedAnalysis, after_reasons: str = "") -> str:
-    """The analysis's indeterminate reasons (then `after_reasons`) and its notices, as one
+def _sentences(reasons: list[str]) -> str:
+    # The reasons are sentences (gate.REASONS); end each with one full stop.
+    return " ".join(escape(reason.rstrip(". ")) + "." for reason in reasons)
+
+
+def _flags(analysis: PrintedAnalysis) -> str:
+    """Why the image cannot be assessed, why the answer is uncertain, and the notices, as one
     paragraph's markup, a line each; "" when there are none."""
     lines = []
-    if analysis.indeterminate_reasons:
-        # The reasons are sentences (gate.REASONS); end each with one full stop.
-        reasons = " ".join(escape(reason.rstrip(". ")) + "." for reason in analysis.indeterminate_reasons)
-        lines.append(f"<b>INDETERMINATE</b> - {reasons}{after_reasons}")
+    if analysis.declined:
+        lines.append(f"<b>CANNOT ASSESS - RETAKE</b> - {_sentences(analysis.indeterminate_reasons)}")
+    if analysis.uncertainty_reasons:
+        lines.append(f"<b>UNCERTAIN</b> - {_sentences(analysis.uncertainty_reasons)} The recommendation "
+                     "still follows the malignant and melanoma probabilities.")
     lines += [f"<b>NOTE</b> - {escape(notice)}" for notice in analysis.notices]
     return "<br/>".join(lines)
 

@@ -41,13 +41,16 @@ def main(argv=None) -> int:
     print(json.dumps({
         "image": str(args.image),
         "inputs": {"age": args.age, "sex": args.sex, "site": args.site},
-        "probabilities": {k: round(v, 6) for k, v in sorted(prediction.probabilities.items(),
-                                                            key=lambda item: -item[1])},
-        "top_class": prediction.top_class,
-        "malignant_probability": round(prediction.malignant_probability, 6),
+        # A declined image gets no class: what the network computed is not a result.
+        ("unreliable_probabilities" if assessment.declined else "probabilities"): {
+            k: round(v, 6) for k, v in sorted(prediction.probabilities.items(), key=lambda item: -item[1])},
+        "top_class": None if assessment.declined else prediction.top_class,
+        "malignant_probability": None if assessment.declined else round(prediction.malignant_probability, 6),
         "risk": {"category": risk.code, "label": risk.label, "action": risk.action},
-        "indeterminate": bool(assessment.indeterminate_reasons),
-        "indeterminate_reasons": assessment.indeterminate_reasons,
+        "indeterminate": assessment.declined,
+        "indeterminate_reasons": assessment.gate_reasons,
+        "uncertain": assessment.uncertain,
+        "uncertainty_reasons": assessment.confidence_reasons,
         "notices": assessment.notices,
         "model": {"name": classifier.info.name, "version": classifier.info.version,
                   "sha256": classifier.info.sha256},

@@ -2,7 +2,7 @@
 
 import json
 import secrets
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 
 from flask_login import UserMixin
 from sqlalchemy import ForeignKey, Index, String, Text, event
@@ -76,7 +76,10 @@ class Analysis(db.Model):
     top_class: Mapped[str] = mapped_column(String(8))
     malignant_probability: Mapped[float]
     risk_category: Mapped[str] = mapped_column(String(16))
+    # Why the image gate declined the image ("cannot assess"), as sentences; [] when assessed.
     indeterminate_reasons_json: Mapped[str] = mapped_column(Text, default="[]")
+    # Why the answer is uncertain (a flag on an answer, never a decline), as sentences.
+    uncertainty_reasons_json: Mapped[str] = mapped_column(Text, default="[]", server_default="[]")
     # Cautions that leave the answer standing (colours adjusted before analysis), as sentences.
     # The server default fills rows recorded before the column existed (`database.add_missing_columns`).
     notices_json: Mapped[str] = mapped_column(Text, default="[]", server_default="[]")
@@ -86,7 +89,27 @@ class Analysis(db.Model):
     model_version: Mapped[str] = mapped_column(String(32))
     model_sha256: Mapped[str] = mapped_column(String(64))
 
+    # What the lesion turned out to be, recorded later by the clinician (`outcomes`).
+    outcome_diagnosis: Mapped[str | None] = mapped_column(String(16))
+    outcome_source: Mapped[str | None] = mapped_column(String(24))
+    outcome_date: Mapped[date | None]
+    outcome_note: Mapped[str | None] = mapped_column(Text)
+    outcome_recorded_at: Mapped[datetime | None]
+
     owner: Mapped[User] = relationship(back_populates="analyses")
+
+    @property
+    def declined(self) -> bool:
+        """The image gate declined it: its probabilities are not a result."""
+        return self.risk_category == "indeterminate"
+
+    @property
+    def uncertainty_reasons(self) -> list[str]:
+        return json.loads(self.uncertainty_reasons_json)
+
+    @property
+    def has_outcome(self) -> bool:
+        return self.outcome_diagnosis is not None
 
     @property
     def probabilities(self) -> dict[str, float]:

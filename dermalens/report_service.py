@@ -5,6 +5,7 @@ from datetime import datetime, timezone
 from dermalens import pdf_report, storage
 from dermalens.analysis_service import COMPARISON_CAUTION, Comparison
 from dermalens.lesions import BODY_SITE_LABELS, CLASS_NAMES
+from dermalens.outcomes import OUTCOME_DIAGNOSES, OUTCOME_SOURCES
 from dermalens.records import Analysis
 from dermalens.risk import RISK_CATEGORIES
 
@@ -25,10 +26,22 @@ def _printed_fields(analysis: Analysis, upload_folder: str) -> dict:
         ranked_classes=[(code, CLASS_NAMES[code], p) for code, p in analysis.ranked_classes],
         malignant_probability=analysis.malignant_probability,
         risk_label=RISK_CATEGORIES[analysis.risk_category].label,
+        declined=analysis.declined,
         indeterminate_reasons=analysis.indeterminate_reasons,
+        uncertainty_reasons=analysis.uncertainty_reasons,
         notices=analysis.notices,
         model_version=analysis.model_version,
+        outcome=_outcome_line(analysis),
     )
+
+
+def _outcome_line(analysis: Analysis) -> str:
+    if not analysis.has_outcome:
+        return ""
+    established = f", {analysis.outcome_date.isoformat()}" if analysis.outcome_date else ""
+    note = f". {analysis.outcome_note}" if analysis.outcome_note else ""
+    return (f"{OUTCOME_DIAGNOSES[analysis.outcome_diagnosis]} ({OUTCOME_SOURCES[analysis.outcome_source]}"
+            f"{established}){note}")
 
 
 def report_data(analysis: Analysis, clinician: str, upload_folder: str) -> pdf_report.ReportData:

@@ -1,7 +1,7 @@
 """Fit everything that turns trained weights into a servable model card, on the validation split.
 
     python -m dermalens.training.calibrate --data ../shared/data/ham10000 \
-        --model-card models/NAME.json [--no-tta]
+        --model-card models/NAME.json [--no-tta] [--risk-only]
 
 Reads the weights (`NAME.keras`) and the lesion-grouped split (`NAME.split.csv`) beside the card,
 runs every image through the serving path (decode, prepare, network with test-time augmentation),
@@ -22,7 +22,9 @@ from dermalens.assessment import decode_for_analysis
 from dermalens.inference import softmax
 from dermalens.lesions import CLASSES
 from dermalens.risk import assess_risk
+from dermalens.risk import KERATINOCYTE_CLASSES
 from dermalens.training import data, metrics
+from dermalens.training.evaluate import risk_by_truth
 
 # Share of real dermoscopic validation images each check may flag (its false-alarm budget).
 QUALITY_PERCENTILE = 0.5      # too dark / overexposed / blurred: 0.5% each, at the extremes
@@ -40,6 +42,9 @@ def parse_args(argv=None):
     parser.add_argument("--data", required=True, type=Path)
     parser.add_argument("--model-card", required=True, type=Path)
     parser.add_argument("--no-tta", action="store_true", help="disable test-time augmentation")
+    parser.add_argument("--risk-only", action="store_true",
+                        help="keep the temperature, gate and minimum confidence; refit only the risk "
+                             "thresholds and the risk figures (after a change of the risk rules)")
     return parser.parse_args(argv)
 
 
@@ -62,8 +67,12 @@ def choose_risk_thresholds(labels: np.ndarray, probabilities: np.ndarray) -> dic
 
     - `monitor_max_malignant`: a benign-looking lesion is "monitor" only below this malignant
       probability, set so that at least 95% of malignant validation lesions are referred.
-    - `urgent_malignant`: malignant probability above which referral is urgent whatever the top
-      class: the lowest threshold at which at least half of those flagged are malignant.
+    - `urgent_malignant`: the lowest malignant probability at which at least half of those
+      flagged are malignant (the fallback of the two below for cards that lack them).
+    - `urgent_melanoma`: melanoma probability from which the melanoma pathway is named whatever
+      the top class: the lowest at which at least half of those flagged are melanomas.
+    - `referral_keratinocyte`: BCC + AKIEC probability from which a keratinocyte-cancer referral
+      is made whatever the top class: the lowest at which at least half flagged are BCC or AKIEC.
     """
     malignant, scores = metrics.binary_questions(labels, probabilities)["malignant"]
     benign_top = ~np.isin(probabilities.argmax(axis=1), metrics.MALIGNANT_INDICES)
@@ -72,26 +81,54 @@ def choose_risk_thresholds(labels: np.ndarray, probabilities: np.ndarray) -> dic
     missed = np.sort(scores[malignant & benign_top])
     allowed_misses = int(np.floor(0.05 * malignant.sum()))
     monitor_max = 0.5 if len(missed) <= allowed_misses else float(missed[allowed_misses])
-    urgent = 0.8
+    urgent = _half_flagged_threshold(malignant, scores)
+    keratinocyte = [CLASSES.index(name) for name in KERATINOCYTE_CLASSES]
+    return {"monitor_max_malignant": float(np.floor(min(monitor_max, urgent) * 1e4) / 1e4),
+            "urgent_malignant": urgent,
+            "urgent_melanoma": _half_flagged_threshold(labels == metrics.MELANOMA_INDEX,
+                                                       probabilities[:, metrics.MELANOMA_INDEX]),
+            "referral_keratinocyte": _half_flagged_threshold(np.isin(labels, keratinocyte),
+                                                             probabilities[:, keratinocyte].sum(axis=1))}
+
+
+def _half_flagged_threshold(truth: np.ndarray, scores: np.ndarray) -> float:
+    """The lowest threshold on the grid 0.30..0.94 at which at least half of the lesions scoring
+    at or above it are `truth`; 0.8 when none is."""
     for threshold in np.arange(0.30, 0.95, 0.01):
         flagged = scores >= threshold
-        if flagged.sum() and malignant[flagged].mean() >= 0.5:
-            urgent = float(round(threshold, 2))
-            break
-    return {"monitor_max_malignant": float(np.floor(min(monitor_max, urgent) * 1e4) / 1e4),
-            "urgent_malignant": urgent}
+        if flagged.sum() and truth[flagged].mean() >= 0.5:
+            return float(round(threshold, 2))
+    return 0.8
 
 
-def risk_by_truth(labels, probabilities, gate_flags, thresholds) -> dict:
-    """How validation lesions, malignant and benign, fall into the risk categories."""
-    counts = {"malignant": {}, "benign": {}}
-    for label, row, flagged in zip(labels, probabilities, gate_flags):
-        by_class = dict(zip(CLASSES, row))
-        reasons = ["gate"] if flagged else gate.confidence_reasons(by_class, thresholds["min_confidence"])
-        group = "malignant" if label in metrics.MALIGNANT_INDICES else "benign"
-        category = assess_risk(by_class, thresholds, reasons)
-        counts[group][category] = counts[group].get(category, 0) + 1
-    return counts
+# How each threshold is chosen, printed in the model card and by /api/info.
+THRESHOLD_RULES = {
+    "urgent_melanoma": "melanoma probability from which the suspected-melanoma pathway is named even "
+                       "when another class is most likely: the lowest value at which at least half of "
+                       "the validation lesions flagged were melanomas",
+    "referral_keratinocyte": "BCC + AKIEC probability from which a keratinocyte-cancer referral is made "
+                             "even when a benign class is most likely: the lowest value at which at "
+                             "least half of the validation lesions flagged were BCC or AKIEC",
+    "monitor_max_malignant": "a benign-looking lesion is sent to monitoring only below this malignant "
+                             "probability (and never at 0.5 or more): set so that at least 95% of "
+                             "malignant validation lesions are referred",
+    "urgent_malignant": "the lowest malignant probability at which at least half of the validation "
+                        "lesions flagged were malignant (used only by cards without the two above)",
+    "min_confidence": "below this top-class probability an answer is flagged uncertain (it is still "
+                      "given, and its referral stands): the lowest value whose confident part gains 5 "
+                      "points of balanced accuracy on the validation split",
+}
+
+
+def risk_section(labels, probabilities, gate_flags, min_confidence: float) -> dict:
+    """Thresholds (`choose_risk_thresholds` plus `min_confidence`) and how the validation lesions,
+    malignant, benign and melanomas, fall into the risk categories under them."""
+    thresholds = {**choose_risk_thresholds(labels, probabilities), "min_confidence": min_confidence}
+    categories = [assess_risk(dict(zip(CLASSES, row)), thresholds, declined=bool(flagged))
+                  for row, flagged in zip(probabilities, gate_flags)]
+    uncertain = (~np.asarray(gate_flags, bool)) & (probabilities.max(axis=1) < min_confidence)
+    return {"thresholds": thresholds, "risk_by_truth": risk_by_truth(labels, categories),
+            "uncertain_rate": float(uncertain.mean())}
 
 
 def coverage_table(labels, probabilities, gate_flags) -> list[dict]:
@@ -187,14 +224,16 @@ def calibrate(card_path: Path, data_dir: Path, tta: bool = True, log=print) -> d
     report["balanced_accuracy_answered"] = (metrics.balanced_accuracy(metrics.confusion_matrix(
         val_labels[answered], probabilities[answered].argmax(1))) if answered.any() else None)
 
-    risk_thresholds = {**choose_risk_thresholds(val_labels, probabilities), "min_confidence": min_confidence}
-    report["risk_by_truth"] = risk_by_truth(val_labels, probabilities, gate_flags, risk_thresholds)
+    risk = risk_section(val_labels, probabilities, gate_flags, min_confidence)
+    report["risk_by_truth"], report["uncertain_rate"] = risk["risk_by_truth"], risk["uncertain_rate"]
+    report["indeterminate_rate"] = report["gate_flagged_rate"]
     gate_file = card_path.with_name(f"{card['name']}.gate.npz")
     fitted_gate.save(gate_file)
     card.update({
         "tta": tta,
         "temperature": temperature,
-        "thresholds": risk_thresholds,
+        "thresholds": risk["thresholds"],
+        "threshold_rules": THRESHOLD_RULES,
         "validation": report,
         "coverage": table,
         "gate": {"file": gate_file.name, "sha256": sha256_of_file(gate_file),
@@ -215,9 +254,39 @@ def calibrate(card_path: Path, data_dir: Path, tta: bool = True, log=print) -> d
     return card
 
 
+def refit_risk(card_path: Path, data_dir: Path, log=print) -> dict:
+    """Refit the card's risk thresholds and risk figures on its validation split, through the
+    app's own classifier (temperature, TTA and gate as the card has them); return the card."""
+    from dermalens.assessment import assess_image
+    from dermalens.inference import KerasClassifier
+
+    classifier = KerasClassifier(card_path)
+    card = json.loads(card_path.read_text())
+    split = data.read_split(card_path.with_name(f"{card['name']}.split.csv"))
+    rows = [row for row in data.read_ham10000(data_dir) if split.get(row["image_id"]) == "val"]
+    probabilities, gate_flags = [], []
+    for row in rows:
+        rgb = decode_for_analysis((data_dir / "images" / f"{row['image_id']}.jpg").read_bytes())
+        assessment = assess_image(classifier, rgb, row["age"], row["sex"], row["site"], explain=False)
+        probabilities.append([assessment.prediction.probabilities[name] for name in CLASSES])
+        gate_flags.append(assessment.declined)
+    labels = np.array([CLASSES.index(row["dx"]) for row in rows])
+    risk = risk_section(labels, np.array(probabilities), np.array(gate_flags),
+                        card["thresholds"]["min_confidence"])
+    card["thresholds"], card["threshold_rules"] = risk["thresholds"], THRESHOLD_RULES
+    card["validation"].update(risk_by_truth=risk["risk_by_truth"], uncertain_rate=risk["uncertain_rate"],
+                              indeterminate_rate=float(np.mean(gate_flags)))
+    card_path.write_text(json.dumps(card, indent=2) + "\n")
+    log(json.dumps({"thresholds": risk["thresholds"], "risk_by_truth": risk["risk_by_truth"]}, indent=2))
+    return card
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
-    calibrate(args.model_card, args.data, tta=not args.no_tta)
+    if args.risk_only:
+        refit_risk(args.model_card, args.data)
+    else:
+        calibrate(args.model_card, args.data, tta=not args.no_tta)
     return 0
 
 

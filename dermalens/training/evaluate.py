@@ -44,10 +44,11 @@ def parse_args(argv=None):
 def evaluate(classifier, images: Path, rows: list[dict], progress=None) -> dict:
     """Run every labelled image through `assessment.assess_image`, as the app would.
 
-    :return: {"labels", "probabilities", "indeterminate", "noticed" (a notice, e.g. colours
-        adjusted, was shown), "skipped": [(image_id, reason)], "ids"}
+    :return: {"labels", "probabilities", "indeterminate" (declined by the image gate),
+        "uncertain" (answered, with low confidence), "noticed" (a notice, e.g. colours adjusted,
+        was shown), "risk" (category codes), "skipped": [(image_id, reason)], "ids"}
     """
-    labels, probabilities, indeterminate, noticed, skipped, ids = [], [], [], [], [], []
+    labels, probabilities, indeterminate, uncertain, noticed, risk, skipped, ids = ([] for _ in range(8))
     for row in (progress(rows) if progress else rows):
         rgb, why_not = read_labelled_image(images, row["image_id"])
         if rgb is None:
@@ -56,12 +57,14 @@ def evaluate(classifier, images: Path, rows: list[dict], progress=None) -> dict:
         assessment = assess_image(classifier, rgb, row["age"], row["sex"], row["site"], explain=False)
         labels.append(CLASSES.index(row["dx"]))
         probabilities.append([assessment.prediction.probabilities[name] for name in CLASSES])
-        indeterminate.append(bool(assessment.indeterminate_reasons))
+        indeterminate.append(assessment.declined)
+        uncertain.append(assessment.uncertain)
+        risk.append(assessment.risk_category)
         noticed.append(bool(assessment.notices))
         ids.append(row["image_id"])
     return {"labels": np.array(labels, int), "probabilities": np.array(probabilities, float).reshape(-1, 7),
-            "indeterminate": np.array(indeterminate, bool), "noticed": np.array(noticed, bool),
-            "skipped": skipped, "ids": ids}
+            "indeterminate": np.array(indeterminate, bool), "uncertain": np.array(uncertain, bool),
+            "noticed": np.array(noticed, bool), "risk": risk, "skipped": skipped, "ids": ids}
 
 
 def measure_out_of_scope(classifier, folder: Path) -> dict:
@@ -74,7 +77,7 @@ def measure_out_of_scope(classifier, folder: Path) -> dict:
             declined = (True, True)  # refused at upload, never analysed
         else:
             assessment = assess_image(classifier, rgb, explain=False)
-            declined = (bool(assessment.gate_reasons), bool(assessment.indeterminate_reasons))
+            declined = (bool(assessment.gate_reasons), assessment.declined)
         by_kind.setdefault(path.stem.split("-")[0], []).append(declined)
 
     def fractions(pairs):
@@ -92,6 +95,9 @@ def summarise(results: dict) -> dict:
     report["confidence_intervals"] = metrics.bootstrap_intervals(labels, probabilities) if len(labels) else None
     answered = ~results["indeterminate"]
     report["indeterminate_rate"] = float(results["indeterminate"].mean()) if len(labels) else 0.0
+    uncertain = results.get("uncertain", np.zeros(len(labels), bool))
+    report["uncertain_rate"] = float(uncertain.mean()) if len(labels) else 0.0
+    report["risk_by_truth"] = risk_by_truth(labels, results.get("risk", []))
     if answered.any():
         answered_matrix = metrics.confusion_matrix(labels[answered], probabilities[answered].argmax(1))
         report["balanced_accuracy_answered"] = metrics.balanced_accuracy(answered_matrix)
@@ -107,6 +113,17 @@ def summarise(results: dict) -> dict:
     report["skipped"] = [{"image_id": image_id, "reason": reason} for image_id, reason in results["skipped"]]
     report["classes"] = list(CLASSES)
     return report
+
+
+def risk_by_truth(labels: np.ndarray, categories: list[str]) -> dict:
+    """How the lesions, malignant, benign and melanomas, fall into the risk categories."""
+    counts = {"malignant": {}, "benign": {}, "melanoma": {}}
+    for label, category in zip(labels, categories):
+        groups = ["malignant" if label in metrics.MALIGNANT_INDICES else "benign"]
+        groups += ["melanoma"] if label == metrics.MELANOMA_INDEX else []
+        for group in groups:
+            counts[group][category] = counts[group].get(category, 0) + 1
+    return counts
 
 
 def plot_confusion_matrix(matrix, path: Path) -> None:
@@ -170,7 +187,8 @@ def print_summary(report: dict) -> None:
     for target, at_levels in report["sensitivity_at_specificity"].items():
         print(f"{target} sensitivity at specificity "
               + ", ".join(f"{float(level):.0%}: {fmt(value)}" for level, value in at_levels.items()))
-    print(f"indeterminate rate {fmt(report['indeterminate_rate'])}   balanced accuracy answered "
+    print(f"uncertain rate {fmt(report['uncertain_rate'])}   risk by truth {report['risk_by_truth']}")
+    print(f"declined (indeterminate) rate {fmt(report['indeterminate_rate'])}   balanced accuracy answered "
           f"{fmt(report['balanced_accuracy_answered'])}")
     print(f"colour notice rate {fmt(report['notice_rate'])}   accuracy with / without a notice "
           f"{fmt(report['accuracy_with_notice'])} / {fmt(report['accuracy_without_notice'])}")

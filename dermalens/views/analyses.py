@@ -3,9 +3,9 @@
 from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 
-from dermalens import analysis_service
+from dermalens import analysis_service, outcomes
 from dermalens.extensions import config_limit, db, limiter
-from dermalens.forms import AnalysisForm
+from dermalens.forms import AnalysisForm, OutcomeForm
 from dermalens.views.helpers import (log_event, owned_analysis_or_404, owned_comparison_or_404,
                                      stored_file_response, upload_folder)
 
@@ -47,8 +47,32 @@ def create():
 def show(public_id: str):
     analysis = owned_analysis_or_404(current_user.id, public_id)
     log_event("analysis_viewed", analysis.public_id)
-    return render_template("analyses/show.html", analysis=analysis,
+    return _result_page(analysis)
+
+
+def _result_page(analysis, outcome_error=None):
+    form = OutcomeForm(data={"diagnosis": analysis.outcome_diagnosis or "",
+                             "source": analysis.outcome_source or "",
+                             "date": analysis.outcome_date.isoformat() if analysis.outcome_date else "",
+                             "note": analysis.outcome_note or ""}) if outcome_error is None else OutcomeForm()
+    return render_template("analyses/show.html", analysis=analysis, outcome_form=form,
+                           outcome_error=outcome_error,
                            same_lesion=analysis_service.other_analyses_of_lesion(db.session, analysis))
+
+
+@bp.route("/analyses/<public_id>/outcome", methods=["POST"])
+@login_required
+def record_outcome(public_id: str):
+    """Record (or correct) what the lesion turned out to be."""
+    analysis = owned_analysis_or_404(current_user.id, public_id)
+    try:
+        outcome = outcomes.parse_outcome(request.form)
+    except analysis_service.InvalidInput as error:
+        return _result_page(analysis, outcome_error=error), 400
+    outcomes.record_outcome(db.session, analysis, outcome)
+    log_event("outcome_recorded", analysis.public_id, detail=outcome.diagnosis)
+    flash("The outcome was recorded.", "success")
+    return redirect(url_for("analyses.show", public_id=public_id, _anchor="outcome"), code=303)
 
 
 @bp.route("/analyses/compare")

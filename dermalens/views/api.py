@@ -10,7 +10,7 @@ from functools import wraps
 from flask import Blueprint, current_app, g, jsonify, request, url_for
 from sqlalchemy import text
 
-from dermalens import analysis_service, report_service, tokens
+from dermalens import analysis_service, outcomes, report_service, tokens
 from dermalens.extensions import config_limit, csrf, db, limiter
 from dermalens.lesions import CLASS_GROUPS, CLASS_NAMES, CLASSES, MALIGNANT_CLASSES
 from dermalens.openapi import openapi_document
@@ -46,24 +46,31 @@ def token_required(view):
 
 
 def analysis_json(analysis: Analysis) -> dict:
+    """An analysis as the API shows it: a declined image carries no class, ranking or malignant
+    probability, only what the network computed anyway as `unreliable_probabilities`."""
     risk = RISK_CATEGORIES[analysis.risk_category]
     ids = {"public_id": analysis.public_id, "_external": True}
+    declined = analysis.declined
     return {
         "id": analysis.public_id,
         "created_at": analysis.created_at.isoformat(timespec="seconds") + "Z",
         "inputs": {"patient_ref": analysis.patient_ref, "lesion_ref": analysis.lesion_ref,
                    "age": analysis.age, "sex": analysis.sex, "site": analysis.site,
                    "note": analysis.note, "original_filename": analysis.original_filename},
-        "probabilities": analysis.probabilities,
-        "ranked": [{"class": code, "name": CLASS_NAMES[code], "probability": probability}
-                   for code, probability in analysis.ranked_classes],
-        "top_class": analysis.top_class,
-        "malignant_probability": analysis.malignant_probability,
-        "risk": {"category": risk.code, "label": risk.label, "action": risk.action},
-        "indeterminate": analysis.risk_category == "indeterminate",
+        "probabilities": None if declined else analysis.probabilities,
+        "unreliable_probabilities": analysis.probabilities if declined else None,
+        "ranked": [] if declined else [{"class": code, "name": CLASS_NAMES[code], "probability": probability}
+                                       for code, probability in analysis.ranked_classes],
+        "top_class": None if declined else analysis.top_class,
+        "malignant_probability": None if declined else analysis.malignant_probability,
+        "risk": {"category": risk.code, "label": risk.label, "action": risk.action, "refers": risk.refers},
+        "indeterminate": declined,
         "indeterminate_reasons": analysis.indeterminate_reasons,
+        "uncertain": bool(analysis.uncertainty_reasons),
+        "uncertainty_reasons": analysis.uncertainty_reasons,
+        "outcome": outcomes.outcome_json(analysis),
         "notices": analysis.notices,
-        "heatmap_class": analysis.heatmap_class,
+        "heatmap_class": None if declined else analysis.heatmap_class,
         "image_size": {"width": analysis.image_width, "height": analysis.image_height},
         "model": {"name": analysis.model_name, "version": analysis.model_version,
                   "sha256": analysis.model_sha256},
@@ -98,7 +105,8 @@ def info():
                      "malignant": code in MALIGNANT_CLASSES} for code in CLASSES],
         "input_size": model.input_size,
         "thresholds": model.thresholds,
-        "risk_categories": [{"category": c.code, "label": c.label, "action": c.action}
+        "threshold_rules": model.card.get("threshold_rules", {}),
+        "risk_categories": [{"category": c.code, "label": c.label, "action": c.action, "refers": c.refers}
                             for c in RISK_CATEGORIES.values()],
         "model": {"name": model.name, "version": model.version, "sha256": model.sha256,
                   "architecture": model.card.get("architecture"),
@@ -202,6 +210,41 @@ def delete_analysis(public_id):
                                      owned_analysis_or_404(g.api_user.id, public_id))
     log_event("analysis_deleted", public_id, detail="API")
     return "", 204
+
+
+@bp.get("/v1/analyses/<public_id>/outcome")
+@token_required
+def outcome(public_id):
+    found = owned_analysis_or_404(g.api_user.id, public_id)
+    log_event("analysis_viewed", found.public_id, detail="API outcome")
+    return jsonify({"outcome": outcomes.outcome_json(found)})
+
+
+@bp.put("/v1/analyses/<public_id>/outcome")
+@token_required
+def record_outcome(public_id):
+    """Record or correct the outcome, from JSON or form fields; 422 (nothing changed) on bad input."""
+    found = owned_analysis_or_404(g.api_user.id, public_id)
+    fields = request.get_json(silent=True) if request.is_json else request.form
+    if not isinstance(fields, dict) and not hasattr(fields, "get"):
+        return errors.render_error(422, "Send the outcome as a JSON object or as form fields.")
+    try:
+        parsed = outcomes.parse_outcome(fields)
+    except analysis_service.InvalidInput as error:
+        return errors.render_error(422, error.message)
+    outcomes.record_outcome(db.session, found, parsed)
+    log_event("outcome_recorded", found.public_id, detail=f"API {parsed.diagnosis}")
+    return jsonify({"outcome": outcomes.outcome_json(found)})
+
+
+@bp.get("/v1/site-performance")
+@token_required
+def site_performance():
+    performance, used = outcomes.owner_performance(db.session, g.api_user.id)
+    log_event("site_performance_viewed", detail=f"API {used} analyses with outcomes")
+    return jsonify({"site": performance,
+                    "model_card": outcomes.card_performance(current_app.extensions["classifier"].info.card),
+                    "disclaimer": DISCLAIMER})
 
 
 @bp.get("/v1/analyses/<public_id>/report.pdf")

@@ -70,7 +70,7 @@ def server_outputs(classifier, row: dict) -> dict:
     prediction = assessment.prediction
     return {"probabilities": [round(prediction.probabilities[c], 6) for c in CLASSES],
             "risk_category": assessment.risk_category,
-            "indeterminate_reasons": assessment.indeterminate_reasons,
+            "gate_reasons": assessment.gate_reasons, "confidence_reasons": assessment.confidence_reasons,
             "notices": assessment.notices, "heatmap_class": prediction.heatmap_class,
             "heatmap_10x10": np.round(cv2.resize(prediction.heatmap, (10, 10),
                                                  interpolation=cv2.INTER_AREA), 4).tolist()}
@@ -232,7 +232,7 @@ def test_each_gate_reason_is_triggered_by_a_generated_image(classifier, make_ima
     rgb = make_image()
     assessment = assess_image(classifier, rgb, explain=False)
     assert assessment.risk_category == "indeterminate"
-    assert any(reason in text for text in assessment.indeterminate_reasons), assessment.indeterminate_reasons
+    assert any(reason in text for text in assessment.gate_reasons), assessment.gate_reasons
 
 
 def test_one_real_request_through_the_whole_app(tmp_path):

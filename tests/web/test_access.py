@@ -55,6 +55,9 @@ ANALYSIS_URLS = [
     ("GET", "/api/v1/analyses/{id}/image"),
     ("GET", "/api/v1/analyses/{id}/heatmap"),
     ("GET", "/api/v1/analyses/{id}/report.pdf"),
+    ("POST", "/analyses/{id}/outcome"),
+    ("GET", "/api/v1/analyses/{id}/outcome"),
+    ("PUT", "/api/v1/analyses/{id}/outcome"),
 ]
 
 

@@ -60,7 +60,7 @@ def test_two_analyses_of_one_lesion_are_shown_side_by_side_oldest_first(logged_i
     for public_id in follow_up:
         assert f"/analyses/{public_id}/image" in page and f"/analyses/{public_id}/heatmap" in page
     assert "From 2026-01-10 09:00 to 2026-06-02 09:00 (UTC), the malignant probability went from" in page
-    assert "the risk category went from Monitor to Urgent referral." in page
+    assert "the risk category went from Monitor to Urgent referral: suspected melanoma." in page
     assert "not a measurement of change in the lesion" in page
     assert 'class="cautions"' not in page  # same patient, same lesion, same model
 
@@ -97,7 +97,7 @@ def test_an_indeterminate_end_gives_no_change_in_probability(app, logged_in, fol
         db.session.commit()
     page = logged_in.get(compare_url(january, june)).get_data(as_text=True)
     assert "no change in probability is given" in page and "percentage points" not in page
-    assert "(unreliable)" in page
+    assert "(not assessed)" in page
 
 
 def test_up_to_four_analyses_are_compared_in_the_order_they_were_made(app, logged_in):
@@ -309,7 +309,8 @@ def test_four_analyses_with_cautions_and_flags_print_with_the_assessment_whole(a
     assert (round(reader.pages[0].mediabox.width), round(reader.pages[0].mediabox.height)) == (612, 792)
     text = " ".join(pdf_text(response.data).split())
     assert "These analyses have different patient references." in text and "a < b & c" in text
-    assert "INDETERMINATE - The image is too blurred" in text and "NOTE - Colours adjusted" in text
+    assert "CANNOT ASSESS - RETAKE - The image is too blurred" in text and "NOTE - Colours adjusted" in text
+    assert "not assessed" in text
     last_page = reader.pages[-1].extract_text()
     assert "Clinical impression" in last_page and "Date" in last_page
 

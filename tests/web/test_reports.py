@@ -50,28 +50,42 @@ def report_data(**changes) -> pdf_report.ReportData:
         image_size=(600, 450),
         ranked_classes=[("nv", "Melanocytic nevus", 0.5), ("mel", "Melanoma", 0.3),
                         ("bkl", "Benign keratosis-like lesion", 0.1)],
-        malignant_probability=0.35, risk_label="Monitor", risk_action="Monitor",
-        indeterminate_reasons=[], notices=[], model_name="m", model_version="1", model_sha256="0" * 64)
+        malignant_probability=0.35, risk_label="Monitor", risk_action="Monitor", declined=False,
+        indeterminate_reasons=[], uncertainty_reasons=[], notices=[], model_name="m", model_version="1",
+        model_sha256="0" * 64, outcome="")
     return pdf_report.ReportData(**{**fields, **changes})
 
 
-def test_indeterminate_report_says_so_in_whole_sentences():
-    reasons = ["The image is too blurred to assess. Retake it in focus.", "the model is uncertain"]
-    data = report_data(risk_label="Indeterminate - retake or review", risk_action="Retake",
+def test_a_declined_report_says_so_in_whole_sentences_and_prints_no_diagnosis():
+    reasons = ["The image is too blurred to assess. Retake it in focus.", "the image is too dark"]
+    data = report_data(risk_label="Cannot assess - retake", risk_action="Retake", declined=True,
                        indeterminate_reasons=reasons)
     text = " ".join(pdf_text(pdf_report.build_report(data)).split())
-    assert "INDETERMINATE - The image is too blurred to assess. Retake it in focus. the model is uncertain." in text
-    assert "not reliable" in text and ".." not in text
+    assert "CANNOT ASSESS - RETAKE - The image is too blurred to assess. Retake it in focus. the image is too dark." in text
+    assert "No diagnosis is given" in text and ".." not in text
+    assert "Melanocytic nevus" not in text and "Malignant probability" not in text
+
+
+def test_an_uncertain_report_is_flagged_and_keeps_its_diagnoses():
+    data = report_data(uncertainty_reasons=["The model is uncertain: no diagnosis reaches 44% probability."])
+    text = " ".join(pdf_text(pdf_report.build_report(data)).split())
+    assert "UNCERTAIN - The model is uncertain" in text and "Melanocytic nevus" in text
+
+
+def test_a_recorded_outcome_is_printed():
+    text = " ".join(pdf_text(pdf_report.build_report(report_data(outcome="Melanoma (Histopathology, 2026-03-01)"))).split())
+    assert "Outcome (recorded) Melanoma (Histopathology, 2026-03-01)" in text
 
 
 def test_notices_are_printed_beside_the_result():
     notice = "Colours adjusted before analysis: <the image> is darker & so on."
     text = " ".join(pdf_text(pdf_report.build_report(report_data(notices=[notice]))).split())
-    assert "NOTE - " + notice in text and "INDETERMINATE" not in text
+    assert "NOTE - " + notice in text and "CANNOT ASSESS" not in text
 
 
 @pytest.mark.parametrize("flags", [
-    {"indeterminate_reasons": ["The image is too blurred to assess. Retake it in focus."]},
+    {"declined": True, "indeterminate_reasons": ["The image is too blurred to assess. Retake it in focus."]},
+    {"uncertainty_reasons": ["The model is uncertain: no diagnosis reaches 44% probability."]},
     {"notices": gate.colour_notices((1.5, 1.3, 1.1))},
 ])
 def test_a_typical_report_fits_on_one_a4_page(flags):
