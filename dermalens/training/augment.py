@@ -21,9 +21,6 @@ def augmented_dataset(canvases, metadata, labels, class_draw, class_loss_weights
     (`shift_colours`). labels: (n,) class indices; the targets are their one-hot vectors."""
     import tensorflow as tf
 
-    sex_slice = slice(2, 2 + 2)
-    site_slice = slice(4, preprocessing.METADATA_SIZE)
-
     def augment(canvas, meta, target, weight):
         image = tf.cast(canvas, tf.float32)
         side = tf.random.uniform((), 0.7, 1.0)
@@ -44,24 +41,58 @@ def augmented_dataset(canvases, metadata, labels, class_draw, class_loss_weights
         image = tf.image.random_hue(image, 0.03)
         image = tf.clip_by_value(image, 0.0, 1.0) * 2.0 - 1.0
 
-        keep = tf.cast(tf.random.uniform((3,)) > 0.25, tf.float32)
-        meta = tf.concat([meta[:2] * keep[0], meta[sex_slice] * keep[1], meta[site_slice] * keep[2]], 0)
-        return {"image": image, "metadata": meta}, target, weight
+        return {"image": image, "metadata": drop_metadata(meta)}, target, weight
 
     targets = np.eye(len(CLASSES), dtype=np.float32)[labels]
+    dataset = drawn_by_class(canvases, metadata, targets, labels, class_draw, class_loss_weights, seed)
+    dataset = dataset.map(augment, num_parallel_calls=tf.data.AUTOTUNE)
+    dataset = dataset.batch(batch_size, drop_remainder=True)
+    return dataset.prefetch(tf.data.AUTOTUNE)
+
+
+def view_dataset(pixels, metadata, targets, labels, class_draw, class_loss_weights, batch_size, seed):
+    """Endless tf.data pipeline of (inputs, target, sample weight) batches over device-style views
+    (`views.render_view`, already at the network's input size as served), drawn class by class
+    like `augmented_dataset`. The views carry their own geometry and colour; only dihedral flips
+    and metadata dropout are added, which leave a teacher's answer on the view unchanged.
+    targets: (n, classes) distributions (e.g. a teacher's probabilities on each view)."""
+    import tensorflow as tf
+
+    def augment(view, meta, target, weight):
+        image = tf.image.random_flip_up_down(tf.image.random_flip_left_right(view))
+        image = tf.image.rot90(image, tf.random.uniform((), 0, 4, tf.int32))
+        image = tf.cast(image, tf.float32) / 127.5 - 1.0
+        return {"image": image, "metadata": drop_metadata(meta)}, target, weight
+
+    dataset = drawn_by_class(pixels, metadata, targets, labels, class_draw, class_loss_weights, seed)
+    dataset = dataset.map(augment, num_parallel_calls=tf.data.AUTOTUNE)
+    return dataset.batch(batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
+
+
+def drawn_by_class(images, metadata, targets, labels, class_draw, class_loss_weights, seed):
+    """Endless dataset of (image, metadata, target, loss weight): class c drawn with probability
+    class_draw[c] and weighted class_loss_weights[c] (`train.sampling_and_loss_weights`)."""
+    import tensorflow as tf
+
     present = [c for c in range(len(CLASSES)) if class_draw[c] > 0]
     per_class = []
     for c in present:
         members = labels == c
         per_class.append(tf.data.Dataset.from_tensor_slices(
-            (canvases[members], metadata[members], targets[members],
+            (images[members], metadata[members], targets[members],
              np.full(members.sum(), class_loss_weights[c], np.float32)))
             .shuffle(int(members.sum()), seed=seed + c, reshuffle_each_iteration=True).repeat())
-    dataset = tf.data.Dataset.sample_from_datasets(
+    return tf.data.Dataset.sample_from_datasets(
         per_class, weights=[float(class_draw[c]) for c in present], seed=seed)
-    dataset = dataset.map(augment, num_parallel_calls=tf.data.AUTOTUNE)
-    dataset = dataset.batch(batch_size, drop_remainder=True)
-    return dataset.prefetch(tf.data.AUTOTUNE)
+
+
+def drop_metadata(meta):
+    """Each of age, sex and site dropped (zeroed) with probability 1/4, so the network also
+    works when any of them is unknown."""
+    import tensorflow as tf
+
+    keep = tf.cast(tf.random.uniform((3,)) > 0.25, tf.float32)
+    return tf.concat([meta[:2] * keep[0], meta[2:4] * keep[1], meta[4:preprocessing.METADATA_SIZE] * keep[2]], 0)
 
 
 def shift_colours(image, shift: float):

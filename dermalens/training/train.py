@@ -28,8 +28,8 @@ import numpy as np
 from dermalens import config, preprocessing
 from dermalens.inference import softmax
 from dermalens.lesions import CLASSES
-from dermalens.training import calibrate, data, metrics
-from dermalens.training.augment import augmented_dataset
+from dermalens.training import calibrate, data, folds, metrics, teacher, views
+from dermalens.training.augment import augmented_dataset, view_dataset
 
 # Canvas the training augmentations crop from; the validation/serving input is the centre
 # square resized straight to input_size, which equals a full-canvas crop.
@@ -59,6 +59,15 @@ def parse_args(argv=None):
     parser.add_argument("--input-size", type=int, default=128)
     parser.add_argument("--widths", default="32,64,128,256", help="channels per ResNet stage")
     parser.add_argument("--val-fraction", type=float, default=0.15)
+    parser.add_argument("--folds", type=Path, help="a fold assignment (dermalens.training.folds); with "
+                                                  "--fold, validate on that fold and train on the rest")
+    parser.add_argument("--fold", type=int, help="the fold to validate on (0-based)")
+    parser.add_argument("--teacher-views", type=Path,
+                        help="a teacher cache (dermalens.training.teacher): train on its fixed views "
+                             "of each image towards the teacher's outputs on them (function matching)")
+    parser.add_argument("--teacher-weight", type=float, default=0.7,
+                        help="share of the teacher's probabilities in each view's target (the rest is "
+                             "the one-hot label)")
     parser.add_argument("--seed", type=int, default=20261121)
     parser.add_argument("--limit", type=int, help="use only the first N images (smoke runs)")
     parser.add_argument("--no-tta", action="store_true", help="calibrate without test-time augmentation")
@@ -88,6 +97,10 @@ def parse_args(argv=None):
         parser.error("--colour-shift must be between 0 and 0.5")
     if args.time_budget is not None and not args.time_budget > 0:
         parser.error("--time-budget must be a positive number of minutes")
+    if (args.folds is None) != (args.fold is None):
+        parser.error("--folds and --fold go together")
+    if not 0.0 <= args.teacher_weight <= 1.0:
+        parser.error("--teacher-weight must be between 0 and 1")
     return args
 
 
@@ -255,6 +268,10 @@ def main(argv=None) -> int:
     split_path = work_dir / "split.csv"
     if args.resume and split_path.exists():
         split = data.read_split(split_path)
+    elif args.folds:
+        assigned = folds.read_folds(args.folds)
+        split = folds.split_for_fold({row["image_id"]: assigned[row["image_id"]] for row in rows}, args.fold)
+        data.write_split(split_path, rows, split)
     else:
         split = data.split_by_lesion(rows, args.val_fraction, args.seed)
         data.write_split(split_path, rows, split)
@@ -286,10 +303,14 @@ def fit(args, work_dir, rows, split, canvas, widths):
           "and loss weight: " + ", ".join(f"{c} {p:.1%} x{w:.2f}"
                                           for c, p, w in zip(CLASSES, drawn, loss_weights)), flush=True)
 
-    dataset = augmented_dataset(canvases[~is_val], meta[~is_val], labels[~is_val], drawn,
-                                loss_weights, args.input_size, args.batch_size, args.seed,
-                                args.colour_shift)
-    steps_per_epoch = max(1, int((~is_val).sum()) // args.batch_size)
+    if args.teacher_views:
+        dataset, train_examples = _teacher_view_dataset(args, rows, is_val, meta, labels, drawn, loss_weights)
+    else:
+        dataset = augmented_dataset(canvases[~is_val], meta[~is_val], labels[~is_val], drawn,
+                                    loss_weights, args.input_size, args.batch_size, args.seed,
+                                    args.colour_shift)
+        train_examples = int((~is_val).sum())
+    steps_per_epoch = max(1, train_examples // args.batch_size)
 
     state_path = work_dir / "state.json"
     if args.resume and state_path.exists():
@@ -338,6 +359,28 @@ def fit(args, work_dir, rows, split, canvas, widths):
     return model, state
 
 
+def _teacher_view_dataset(args, rows, is_val, meta, labels, drawn, loss_weights):
+    """(dataset, examples per epoch) over the teacher cache's views of the training rows, each
+    view's target mixing its one-hot label and the teacher's probabilities on that view."""
+    train_rows = [row for row, val in zip(rows, is_val) if not val]
+    with np.load(args.teacher_views, allow_pickle=False) as saved:
+        view_count = saved["probabilities"].shape[1]
+    cache = teacher.read_cache(args.teacher_views, view_count)
+    index = {image_id: position for position, image_id in enumerate(cache["image_ids"])}
+    missing = [row["image_id"] for row in train_rows if row["image_id"] not in index]
+    if missing:
+        raise SystemExit(f"{args.teacher_views} has no teacher outputs for {len(missing)} training images, "
+                         f"e.g. {missing[0]}: finish it with dermalens.training.teacher --resume")
+    teacher_probabilities = np.asarray(cache["probabilities"], np.float32)[[index[row["image_id"]] for row in train_rows]]
+    pixels = data.load_views(args.data, train_rows, view_count, args.input_size)
+    train_labels = np.repeat(labels[~is_val], view_count)
+    one_hot = np.eye(len(CLASSES), dtype=np.float32)[train_labels]
+    targets = (1 - args.teacher_weight) * one_hot + args.teacher_weight * teacher_probabilities.reshape(-1, len(CLASSES))
+    dataset = view_dataset(pixels.reshape(-1, *pixels.shape[2:]), np.repeat(meta[~is_val], view_count, 0),
+                           targets, train_labels, drawn, loss_weights, args.batch_size, args.seed)
+    return dataset, len(train_rows) * view_count
+
+
 def finish(args, model, work_dir, state, widths, train_rows, val_count):
     """Ship the best epoch: weights, training artefacts and the card, then calibrate the card."""
     from dermalens.inference import sha256_of_file
@@ -367,8 +410,13 @@ def finish(args, model, work_dir, state, widths, train_rows, val_count):
             "command": "python -m dermalens.train " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
             "initialised_from": str(args.init_weights) if args.init_weights else "random (from scratch)",
             "data": "HAM10000 (ISIC 2018 Task 3 training set), 200x150 copies, CC BY-NC 4.0",
-            "split": f"by lesion_id, stratified by dx, {args.val_fraction:.0%} of lesions held out, "
-                     f"seed {args.seed}",
+            "split": (f"fold {args.fold} of the lesion-grouped folds in {args.folds.name} held out"
+                      if args.folds else f"by lesion_id, stratified by dx, {args.val_fraction:.0%} of "
+                                         f"lesions held out, seed {args.seed}"),
+            "distillation": (f"function matching: {args.teacher_weight:.0%} of each target is the "
+                             f"{teacher.TEACHER} teacher's output on the same device-style view "
+                             f"(views recipe {views.VERSION}; {args.teacher_views.name})"
+                             if args.teacher_views else "none"),
             "train_images": len(train_rows),
             "class_counts": {name: sum(row["dx"] == name for row in train_rows) for name in CLASSES},
             "validation_images": val_count,

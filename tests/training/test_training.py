@@ -14,6 +14,7 @@ import pytest
 
 from dermalens.lesions import CLASSES
 from dermalens.preprocessing import prepare
+from dermalens.risk import CURRENT_CATEGORIES
 from tests.images import encode, lesion_array
 
 pytestmark = pytest.mark.tensorflow
@@ -69,7 +70,8 @@ def test_training_writes_every_artefact(trained):
     assert card["classes"] == list(CLASSES) and card["input_size"] == 32
     assert card["sha256"] == hashlib.sha256((models / "tiny.keras").read_bytes()).hexdigest()
     assert card["temperature"] > 0
-    assert set(card["thresholds"]) == {"urgent_malignant", "monitor_max_malignant", "min_confidence"}
+    assert set(card["thresholds"]) == set(card["threshold_rules"]) == {
+        "urgent_malignant", "urgent_melanoma", "referral_keratinocyte", "monitor_max_malignant", "min_confidence"}
     assert (models / card["gate"]["file"]).is_file() and isinstance(card["coverage"], list)
     assert {"balanced_accuracy", "auc_malignant", "ece", "recall"} <= set(card["validation"])
     with open(models / "tiny.training-log.csv") as handle:
@@ -153,6 +155,31 @@ def test_training_with_balanced_sampling_and_weight_averaging(trained, tmp_path)
     assert training["weight_averaging"] == "exponential moving average of the weights, momentum 0.9 per step"
     assert training["arithmetic"] == "float32"
     assert len((tmp_path / "work" / "training-log.csv").read_text().splitlines()) == 3
+
+
+def test_training_on_a_fold_towards_a_teacher_on_fixed_views(trained, tmp_path):
+    """Function matching: the student trains on the cached views, with the teacher's outputs on
+    them in its targets, validating on one lesion-grouped fold."""
+    from dermalens.training import data, folds, teacher, train
+
+    rows = data.read_ham10000(trained / "data")
+    folds.write_folds(tmp_path / "folds.csv", rows, folds.assign_folds(rows, folds=2))
+    teacher.write_cache(tmp_path / "views.npz", [row["image_id"] for row in rows],
+                        np.full((len(rows), 2, len(CLASSES)), 1 / len(CLASSES)))
+    args = ["--data", str(trained / "data"), "--out", str(tmp_path / "models"), "--name", "tiny",
+            "--work-dir", str(tmp_path / "work"), "--epochs", "1", "--input-size", "32",
+            "--widths", "8,8,16,16", "--batch-size", "8", "--folds", str(tmp_path / "folds.csv"),
+            "--fold", "1", "--teacher-views", str(tmp_path / "views.npz"), "--teacher-weight", "0.5"]
+    assert train.main(args) == 0
+    card = json.loads((tmp_path / "models" / "tiny.json").read_text())
+    assert card["training"]["split"].startswith("fold 1 of the lesion-grouped folds in folds.csv")
+    assert card["training"]["distillation"].startswith("function matching: 50%")
+    held_out = {image_id for image_id, side in data.read_split(tmp_path / "models" / "tiny.split.csv").items()
+                if side == "val"}
+    assert held_out == {image_id for image_id, fold in folds.read_folds(tmp_path / "folds.csv").items() if fold == 1}
+    teacher.write_cache(tmp_path / "views.npz", [rows[0]["image_id"]], np.full((1, 2, len(CLASSES)), 1 / 7))
+    with pytest.raises(SystemExit, match="no teacher outputs"):
+        train.main(args[:6] + ["--work-dir", str(tmp_path / "work2")] + args[8:])
 
 
 def test_colour_shift_renders_a_grey_scene_within_its_white_balance_exposure_and_tone_bounds():
@@ -300,7 +327,7 @@ def test_predict_prints_the_analysis_as_json(trained, capsys):
                          "--model-card", str(trained / "models" / "tiny.json")]) == 0
     output = json.loads(capsys.readouterr().out)
     assert set(output["probabilities"]) == set(CLASSES) and isinstance(output["notices"], list)
-    assert output["risk"]["category"] in {"urgent", "routine", "monitor", "indeterminate"}
+    assert output["risk"]["category"] in CURRENT_CATEGORIES and isinstance(output["uncertain"], bool)
 
 
 def test_evaluate_measures_out_of_scope_images(trained, tmp_path):
