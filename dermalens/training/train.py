@@ -361,7 +361,8 @@ def fit(args, work_dir, rows, split, canvas, widths):
 
 def _teacher_view_dataset(args, rows, is_val, meta, labels, drawn, loss_weights):
     """(dataset, examples per epoch) over the teacher cache's views of the training rows, each
-    view's target mixing its one-hot label and the teacher's probabilities on that view."""
+    view's target mixing its one-hot label and the teacher's probabilities on that view. An epoch
+    draws as many views as there are training images, so it takes as long as one without views."""
     train_rows = [row for row, val in zip(rows, is_val) if not val]
     with np.load(args.teacher_views, allow_pickle=False) as saved:
         view_count = saved["probabilities"].shape[1]
@@ -378,7 +379,7 @@ def _teacher_view_dataset(args, rows, is_val, meta, labels, drawn, loss_weights)
     targets = (1 - args.teacher_weight) * one_hot + args.teacher_weight * teacher_probabilities.reshape(-1, len(CLASSES))
     dataset = view_dataset(pixels.reshape(-1, *pixels.shape[2:]), np.repeat(meta[~is_val], view_count, 0),
                            targets, train_labels, drawn, loss_weights, args.batch_size, args.seed)
-    return dataset, len(train_rows) * view_count
+    return dataset, len(train_rows)
 
 
 def finish(args, model, work_dir, state, widths, train_rows, val_count):

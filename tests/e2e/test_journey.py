@@ -134,6 +134,18 @@ def test_the_clinician_journey(page):
     pixels = np.asarray(Image.open(rendered).convert("L"))
     assert pixels.std() > 10 and (pixels < 128).mean() > 0.01  # text and images, not a blank page
 
+    # Record what the lesion turned out to be; the site performance page counts it.
+    page.get_by_label("Diagnosis").select_option("nv")
+    page.get_by_label("Established by").select_option("histopathology")
+    page.get_by_label("Date (YYYY-MM-DD, optional)").fill("2026-11-30")
+    page.get_by_role("button", name="Save outcome").click()
+    expect(page.get_by_text("The outcome was recorded.")).to_be_visible()
+    expect(page.locator("#outcome")).to_contain_text("Histopathology, 2026-11-30")
+    open_from_menu(page, "Site performance", r"/site-performance$")
+    expect(page.get_by_text("Too few outcomes to say anything yet: 1 recorded")).to_be_visible()
+    check_accessibility(page, "site performance")
+    screenshot(page, "05b-site-performance")
+
     # Second analysis by drag and drop, of an image taken under a blue light.
     open_from_menu(page, "New analysis", r"/analyses/new$")
     data = base64.b64encode(blue_cast_jpeg(SECOND_LESION)).decode()
