@@ -65,12 +65,13 @@ def parse_outcome(fields: Mapping[str, str]) -> Outcome:
     return Outcome(diagnosis, source, established, note)
 
 
-def record_outcome(session: Session, analysis: Analysis, outcome: Outcome) -> None:
-    """Store (or replace) the outcome of an analysis."""
+def record_outcome(analysis: Analysis, outcome: Outcome) -> None:
+    """Set (or replace) the outcome of an analysis in its session. The caller commits, together
+    with the audit event that records it (`audit.record` commits the session), so an outcome is
+    never stored unaudited."""
     analysis.outcome_diagnosis, analysis.outcome_source = outcome.diagnosis, outcome.source
     analysis.outcome_date, analysis.outcome_note = outcome.established, outcome.note
     analysis.outcome_recorded_at = utc_now()
-    session.commit()
 
 
 def outcome_json(analysis: Analysis) -> dict | None:

@@ -69,7 +69,7 @@ def record_outcome(public_id: str):
         outcome = outcomes.parse_outcome(request.form)
     except analysis_service.InvalidInput as error:
         return _result_page(analysis, outcome_error=error), 400
-    outcomes.record_outcome(db.session, analysis, outcome)
+    outcomes.record_outcome(analysis, outcome)
     log_event("outcome_recorded", analysis.public_id, detail=outcome.diagnosis)
     flash("The outcome was recorded.", "success")
     return redirect(url_for("analyses.show", public_id=public_id, _anchor="outcome"), code=303)

@@ -232,7 +232,7 @@ def record_outcome(public_id):
         parsed = outcomes.parse_outcome(fields)
     except analysis_service.InvalidInput as error:
         return errors.render_error(422, error.message)
-    outcomes.record_outcome(db.session, found, parsed)
+    outcomes.record_outcome(found, parsed)
     log_event("outcome_recorded", found.public_id, detail=f"API {parsed.diagnosis}")
     return jsonify({"outcome": outcomes.outcome_json(found)})
 

@@ -189,3 +189,15 @@ def test_the_model_card_figures_come_from_its_validation_counts():
     assert figures["referral_sensitivity_melanoma"]["value"] == pytest.approx(0.75)
     assert figures["monitor_specificity"]["value"] == pytest.approx(0.8)
     assert json.dumps(figures)  # plain data for the API
+
+
+def test_an_outcome_whose_audit_event_cannot_be_written_is_not_stored(app, logged_in, analysis_id, monkeypatch):
+    from dermalens import audit
+
+    def refuse(*args, **kwargs):
+        raise RuntimeError("audit trail unavailable")
+
+    monkeypatch.setattr(audit, "record", refuse)
+    response = logged_in.post(f"/analyses/{analysis_id}/outcome", data=OUTCOME)
+    assert response.status_code == 500
+    assert stored_outcome(app, analysis_id) is None
