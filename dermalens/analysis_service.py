@@ -28,6 +28,10 @@ from dermalens.risk import RISK_CATEGORIES
 MAX_REF_LENGTH = 64
 MAX_NOTE_LENGTH = 2000
 MAX_PAGE_SIZE = 100
+# Paging and date filters beyond these are refused (they would overflow the database's offset
+# or the date arithmetic, and no clinic has that many pages or analyses from those years).
+MAX_PAGE = 100_000
+EARLIEST_DATE, LATEST_DATE = date(1900, 1, 1), date(9998, 12, 31)
 
 
 class InvalidInput(ValueError):
@@ -314,9 +318,32 @@ def _parse_date(value: str | None, field: str) -> date | None:
     if not value or not value.strip():
         return None
     try:
-        return date.fromisoformat(value.strip())
+        parsed = date.fromisoformat(value.strip())
     except ValueError:
         raise InvalidInput("Dates must be in YYYY-MM-DD form.", field) from None
+    if not EARLIEST_DATE <= parsed <= LATEST_DATE:
+        raise InvalidInput(f"Dates must lie between {EARLIEST_DATE} and {LATEST_DATE}.", field)
+    return parsed
+
+
+def parse_paging(args: Mapping[str, str], default_page_size: int) -> tuple[int, int]:
+    """(page, page size) from the query's `page` and `per_page`: whole numbers in ASCII digits;
+    an absent one takes its default (1, `default_page_size`); the page size is clamped to
+    MAX_PAGE_SIZE.
+
+    :raise InvalidInput: a page outside 1..MAX_PAGE, or a value that is not a whole number >= 1.
+    """
+    def whole(field: str, default: int, largest: int | None) -> int:
+        text = args.get(field)
+        if text is None or text == "":
+            return default
+        if not (text.isascii() and text.isdigit()) or int(text) < 1 or (largest and int(text) > largest):
+            limit = f"from 1 to {largest}" if largest else "of at least 1"
+            raise InvalidInput(f"{field} must be a whole number {limit}.", field, status=400)
+        return int(text)
+
+    page = whole("page", 1, MAX_PAGE)
+    return page, min(whole("per_page", default_page_size, None), MAX_PAGE_SIZE)
 
 
 def list_analyses(session: Session, owner_id: int, filters: HistoryFilters, page: int,

@@ -78,7 +78,8 @@ def openapi_document() -> dict:
         },
     }
     filters = [
-        {"name": "page", "in": "query", "schema": {"type": "integer", "minimum": 1, "default": 1}},
+        {"name": "page", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 100000,
+                                                   "default": 1}},
         {"name": "per_page", "in": "query",
          "schema": {"type": "integer", "minimum": 1, "default": 20},
          "description": "Clamped to 100."},
@@ -88,8 +89,10 @@ def openapi_document() -> dict:
          "description": "Case-insensitive exact match, so that one lesion's reference does not also "
                         "match others that begin with it."},
         {"name": "risk", "in": "query", "schema": {"type": "string", "enum": list(RISK_CATEGORIES)}},
-        {"name": "date_from", "in": "query", "schema": {"type": "string", "format": "date"}},
-        {"name": "date_to", "in": "query", "schema": {"type": "string", "format": "date"}},
+        {"name": "date_from", "in": "query", "schema": {"type": "string", "format": "date"},
+         "description": "1900-01-01 to 9998-12-31."},
+        {"name": "date_to", "in": "query", "schema": {"type": "string", "format": "date"},
+         "description": "1900-01-01 to 9998-12-31."},
         {"name": "outcome", "in": "query", "schema": {"type": "string", "enum": ["with", "without"]},
          "description": "Only analyses with, or without, a recorded outcome."},
     ]

@@ -145,25 +145,14 @@ def create_analysis():
 @bp.get("/v1/analyses")
 @token_required
 def list_analyses():
-    page = _positive_int(request.args.get("page"), 1)
-    page_size = _positive_int(request.args.get("per_page"), DEFAULT_PAGE_SIZE)
-    if page is None or page_size is None:
-        return errors.render_error(400, "page and per_page must be positive integers.")
-    page_size = min(page_size, analysis_service.MAX_PAGE_SIZE)
     try:
+        page, page_size = analysis_service.parse_paging(request.args, DEFAULT_PAGE_SIZE)
         filters = analysis_service.parse_history_filters(request.args)
     except analysis_service.InvalidInput as error:
         return errors.render_error(400, error.message)
     items, total = analysis_service.list_analyses(db.session, g.api_user.id, filters, page, page_size)
     return jsonify({"items": [analysis_json(item) for item in items], "page": page,
                     "per_page": page_size, "total": total, "pages": max(1, -(-total // page_size))})
-
-
-def _positive_int(text: str | None, default: int) -> int | None:
-    """Query value -> positive int; the default when absent; None when invalid."""
-    if text is None:
-        return default
-    return int(text) if text.isdigit() and int(text) >= 1 else None
 
 
 @bp.get("/v1/analyses/compare")

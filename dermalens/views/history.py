@@ -12,10 +12,10 @@ bp = Blueprint("history", __name__)
 @bp.route("/history")
 @login_required
 def index():
-    page = request.args.get("page", 1, type=int) or 1
     page_size = current_app.config["HISTORY_PAGE_SIZE"]
-    error = None
+    error, page = None, 1
     try:
+        page = analysis_service.parse_paging({"page": request.args.get("page")}, page_size)[0]
         filters = analysis_service.parse_history_filters(request.args)
     except analysis_service.InvalidInput as invalid:
         error, filters = invalid, analysis_service.HistoryFilters()
