@@ -18,4 +18,7 @@ graceful_timeout = 30
 # Never preload: TensorFlow must be initialised inside each worker, not forked from the master.
 preload_app = False
 accesslog = "-"
+# The path without its query string (%(U)s, not %(r)s) and no referrer: history and API filters
+# carry patient references, which must not reach the access log.
+access_log_format = '%(h)s %(l)s %(u)s %(t)s "%(m)s %(U)s %(H)s" %(s)s %(b)s "%(a)s" %(L)s'
 errorlog = "-"

@@ -7,6 +7,7 @@ Starts the real app with the shipped model on a free loopback port, so it loads 
 from pathlib import Path
 
 import pytest
+import requests
 
 from tools import benchmark
 from dermalens.config import DEFAULT_MODEL_CARD
@@ -26,6 +27,10 @@ def test_concurrent_uploads_from_several_users_all_land(tmp_path):
     try:
         run = benchmark.concurrent_uploads(url, tokens, benchmark.real_size_images(12),
                                            per_user=PER_USER, parallel=8)
+        filtered = requests.get(f"{url}/api/v1/analyses?patient_ref=PT-SECRET-9", timeout=30,
+                                headers={"Authorization": f"Bearer {tokens[0]}",
+                                         "Referer": f"{url}/history?patient_ref=PT-SECRET-9"})
+        assert filtered.status_code == 200
     finally:
         server.terminate()
         server.wait(timeout=30)
@@ -49,3 +54,5 @@ def test_concurrent_uploads_from_several_users_all_land(tmp_path):
     assert len(list(uploads.iterdir())) == 2 * USERS * PER_USER
     log = Path(log_path).read_text()
     assert "database is locked" not in log and "Traceback" not in log
+    # The access log names the path, never the filter values (patient references) of its query.
+    assert '"GET /api/v1/analyses HTTP/1.1" 200' in log and "PT-SECRET-9" not in log
