@@ -52,7 +52,7 @@ def augmented_dataset(canvases, metadata, labels, class_draw, class_loss_weights
 
 def view_dataset(pixels, metadata, targets, labels, class_draw, class_loss_weights, batch_size, seed):
     """Endless tf.data pipeline of (inputs, target, sample weight) batches over device-style views
-    (`views.render_view`, already at the network's input size as served), drawn class by class
+    (`device_views.render_view`, already at the network's input size as served), drawn class by class
     like `augmented_dataset`. The views carry their own geometry and colour; only dihedral flips
     and metadata dropout are added, which leave a teacher's answer on the view unchanged.
     targets: (n, classes) distributions (e.g. a teacher's probabilities on each view)."""

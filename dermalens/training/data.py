@@ -135,12 +135,12 @@ def load_arrays(data_dir: Path, rows: list[dict], size: int, canvas: int,
 
 
 def load_views(data_dir: Path, rows: list[dict], view_count: int, size: int) -> np.ndarray:
-    """Views 0..view_count-1 (`views.render_view`) of every row's image, each seen through the
+    """Views 0..view_count-1 (`device_views.render_view`) of every row's image, each seen through the
     app's pipeline at the network's input `size` (`prepare`, then `network_input`) exactly as an
     upload of the view would be: uint8 (n, view_count, size, size, 3)."""
     from tqdm import tqdm
 
-    from dermalens.training.views import render_view
+    from dermalens.training.device_views import render_view
 
     out = np.zeros((len(rows), view_count, size, size, 3), np.uint8)
     for index, row in enumerate(tqdm(rows, desc="rendering views", unit="img", mininterval=5)):

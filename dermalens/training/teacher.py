@@ -6,7 +6,7 @@
 The teacher is the ImageNet-pretrained Xception of the PyPI package `sklesion` (0.2.2, MIT; image
 plus age, sex and body site; trained on full-resolution HAM10000), which loses far less than a
 network trained from scratch here on other clinics' dermoscopes. It is never served. Its outputs
-on the views of `views.render_view` are computed once (resumable: the file is rewritten every
+on the views of `device_views.render_view` are computed once (resumable: the file is rewritten every
 CHUNK images) and cached outside git; `dermalens.train --teacher-views FILE` then trains the
 ResNet to match them on exactly those views. Install it with `pip install --no-deps
 sklesion==0.2.2` (its declared pins are older than this project's; it loads with our Keras).
@@ -21,7 +21,7 @@ import numpy as np
 
 from dermalens import config, preprocessing
 from dermalens.lesions import CLASSES
-from dermalens.training import data, views
+from dermalens.training import data, device_views
 
 TEACHER = "sklesion 0.2.2 (Xception, 254 px, image + metadata)"
 TEACHER_SIZE = 254
@@ -66,9 +66,9 @@ def read_cache(path: Path, view_count: int) -> dict:
     :raise SystemExit: it was made with another view recipe or number of views.
     """
     with np.load(path, allow_pickle=False) as saved:
-        if int(saved["views_version"]) != views.VERSION or saved["probabilities"].shape[1] != view_count:
+        if int(saved["views_version"]) != device_views.VERSION or saved["probabilities"].shape[1] != view_count:
             raise SystemExit(f"{path} holds {saved['probabilities'].shape[1]} views of recipe "
-                             f"{int(saved['views_version'])}, not {view_count} of recipe {views.VERSION}")
+                             f"{int(saved['views_version'])}, not {view_count} of recipe {device_views.VERSION}")
         return {"image_ids": saved["image_ids"].tolist(), "probabilities": saved["probabilities"]}
 
 
@@ -76,7 +76,7 @@ def write_cache(path: Path, image_ids: list[str], probabilities: np.ndarray) -> 
     """Write the cache atomically (a crash mid-write leaves the previous file)."""
     partial = path.with_name(path.name + ".partial.npz")
     np.savez(partial, image_ids=np.array(image_ids), probabilities=probabilities.astype(np.float16),
-             views_version=np.array(views.VERSION), teacher=np.array(TEACHER))
+             views_version=np.array(device_views.VERSION), teacher=np.array(TEACHER))
     partial.replace(path)
 
 
@@ -84,7 +84,7 @@ def teacher_probabilities(model, rgb: np.ndarray, row: dict, view_count: int) ->
     """(view_count, 7) probabilities of the teacher on the views of one decoded image."""
     import cv2
 
-    batch = np.stack([cv2.resize(views.render_view(rgb, row["image_id"], index), (TEACHER_SIZE, TEACHER_SIZE),
+    batch = np.stack([cv2.resize(device_views.render_view(rgb, row["image_id"], index), (TEACHER_SIZE, TEACHER_SIZE),
                                  interpolation=cv2.INTER_LINEAR) for index in range(view_count)]).astype(np.float32)
     metadata = np.repeat(teacher_metadata(row["age"], row["sex"], row["site"])[None], view_count, 0)
     return np.asarray(model.predict_on_batch([batch, metadata]), np.float64)

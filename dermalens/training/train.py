@@ -28,7 +28,7 @@ import numpy as np
 from dermalens import config, preprocessing
 from dermalens.inference import softmax
 from dermalens.lesions import CLASSES
-from dermalens.training import calibrate, data, folds, metrics, teacher, views
+from dermalens.training import calibrate, data, device_views, folds, metrics, teacher
 from dermalens.training.augment import augmented_dataset, view_dataset
 
 # Canvas the training augmentations crop from; the validation/serving input is the centre
@@ -416,7 +416,7 @@ def finish(args, model, work_dir, state, widths, train_rows, val_count):
                                          f"lesions held out, seed {args.seed}"),
             "distillation": (f"function matching: {args.teacher_weight:.0%} of each target is the "
                              f"{teacher.TEACHER} teacher's output on the same device-style view "
-                             f"(views recipe {views.VERSION}; {args.teacher_views.name})"
+                             f"(views recipe {device_views.VERSION}; {args.teacher_views.name})"
                              if args.teacher_views else "none"),
             "train_images": len(train_rows),
             "class_counts": {name: sum(row["dx"] == name for row in train_rows) for name in CLASSES},

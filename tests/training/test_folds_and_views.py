@@ -6,7 +6,7 @@ import pytest
 
 from dermalens import preprocessing
 from dermalens.lesions import CLASSES
-from dermalens.training import folds, teacher, views
+from dermalens.training import device_views, folds, teacher
 from tests.images import lesion_array
 
 
@@ -47,11 +47,11 @@ def test_folds_are_stable_and_round_trip_through_their_file(tmp_path):
 
 def test_a_view_is_the_same_every_time_and_differs_between_views():
     rgb = lesion_array(200, 150)
-    first = views.render_view(rgb, "ISIC_1", 3)
-    assert first.shape == (views.VIEW_SIZE, views.VIEW_SIZE, 3) and first.dtype == np.uint8
-    np.testing.assert_array_equal(views.render_view(rgb, "ISIC_1", 3), first)
-    assert not np.array_equal(views.render_view(rgb, "ISIC_1", 4), first)
-    assert not np.array_equal(views.render_view(rgb, "ISIC_2", 3), first)
+    first = device_views.render_view(rgb, "ISIC_1", 3)
+    assert first.shape == (device_views.VIEW_SIZE, device_views.VIEW_SIZE, 3) and first.dtype == np.uint8
+    np.testing.assert_array_equal(device_views.render_view(rgb, "ISIC_1", 3), first)
+    assert not np.array_equal(device_views.render_view(rgb, "ISIC_1", 4), first)
+    assert not np.array_equal(device_views.render_view(rgb, "ISIC_2", 3), first)
 
 
 def test_view_zero_is_the_image_itself():
@@ -59,13 +59,13 @@ def test_view_zero_is_the_image_itself():
     rgb = lesion_array(200, 150)
     prepared = preprocessing.prepare(rgb)
     assert prepared.square == (0, 25, 150)
-    view = views.render_view(rgb, "ISIC_1", 0)
+    view = device_views.render_view(rgb, "ISIC_1", 0)
     np.testing.assert_array_equal(view, cv2.resize(prepared.region, view.shape[:2], interpolation=cv2.INTER_AREA))
 
 
 def test_views_change_magnification_and_colour_within_bounds():
     rgb = lesion_array(200, 150)
-    rendered = np.stack([views.render_view(rgb, "ISIC_1", index) for index in range(1, 41)])
+    rendered = np.stack([device_views.render_view(rgb, "ISIC_1", index) for index in range(1, 41)])
     means = rendered.reshape(len(rendered), -1, 3).mean(axis=1)
     assert np.ptp(means[:, 0] - means[:, 2]) > 10  # white balance varies
     assert 40 < means.mean() < 220  # never blank or black
