@@ -257,21 +257,16 @@ def calibrate(card_path: Path, data_dir: Path, tta: bool = True, log=print) -> d
 def refit_risk(card_path: Path, data_dir: Path, log=print) -> dict:
     """Refit the card's risk thresholds and risk figures on its validation split, through the
     app's own classifier (temperature, TTA and gate as the card has them); return the card."""
-    from dermalens.assessment import assess_image
     from dermalens.inference import KerasClassifier
+    from dermalens.training.evaluate import evaluate
 
     classifier = KerasClassifier(card_path)
     card = json.loads(card_path.read_text())
     split = data.read_split(card_path.with_name(f"{card['name']}.split.csv"))
     rows = [row for row in data.read_ham10000(data_dir) if split.get(row["image_id"]) == "val"]
-    probabilities, gate_flags = [], []
-    for row in rows:
-        rgb = decode_for_analysis((data_dir / "images" / f"{row['image_id']}.jpg").read_bytes())
-        assessment = assess_image(classifier, rgb, row["age"], row["sex"], row["site"], explain=False)
-        probabilities.append([assessment.prediction.probabilities[name] for name in CLASSES])
-        gate_flags.append(assessment.declined)
-    labels = np.array([CLASSES.index(row["dx"]) for row in rows])
-    risk = risk_section(labels, np.array(probabilities), np.array(gate_flags),
+    results = evaluate(classifier, data_dir / "images", rows)
+    gate_flags = results["indeterminate"]
+    risk = risk_section(results["labels"], results["probabilities"], gate_flags,
                         card["thresholds"]["min_confidence"])
     card["thresholds"], card["threshold_rules"] = risk["thresholds"], THRESHOLD_RULES
     card["validation"].update(risk_by_truth=risk["risk_by_truth"], uncertain_rate=risk["uncertain_rate"],

@@ -215,7 +215,7 @@ def record_outcome(public_id):
     """Record or correct the outcome, from JSON or form fields; 422 (nothing changed) on bad input."""
     found = owned_analysis_or_404(g.api_user.id, public_id)
     fields = request.get_json(silent=True) if request.is_json else request.form
-    if not isinstance(fields, dict) and not hasattr(fields, "get"):
+    if not hasattr(fields, "get"):  # (a JSON list or number, or no JSON at all)
         return errors.render_error(422, "Send the outcome as a JSON object or as form fields.")
     try:
         parsed = outcomes.parse_outcome(fields)
