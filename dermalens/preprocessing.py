@@ -43,6 +43,10 @@ ACCEPTED_FORMATS = ("JPEG", "PNG")
 # 6000x4000 camera photos are 24 MP; anything far above that is refused before decoding.
 MAX_PIXELS = 40_000_000
 MIN_SIDE = 32
+# A progressive JPEG refines its image in scans; encoders write about ten. Each scan costs a pass
+# over the whole coefficient buffer, so a file repeating scans (a "scan bomb") takes seconds to
+# minutes to decode; more than this many is refused before decoding.
+MAX_JPEG_SCANS = 64
 
 _MAGIC = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n")
 
@@ -79,6 +83,9 @@ def decode_image(data: bytes, max_side: int | None = None) -> np.ndarray:
         raise InvalidImage("The file is empty.")
     if not data.startswith(_MAGIC):
         raise InvalidImage("The file is not a JPEG or PNG image.")
+    if data.startswith(_MAGIC[0]) and jpeg_scan_count(data) > MAX_JPEG_SCANS:
+        raise InvalidImage(f"The JPEG has more than {MAX_JPEG_SCANS} scans; no camera writes that "
+                           "many. Export it again as a baseline JPEG or a PNG.")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -98,8 +105,10 @@ def decode_image(data: bytes, max_side: int | None = None) -> np.ndarray:
                 # draft() picks a DCT scale that keeps both sides >= the requested size.
                 image.draft("RGB", (max_side, max_side))
             image.load()
+            if max_side:
+                image = _reduced(image, max_side)
             image = ImageOps.exif_transpose(image)
-            rgb = _to_rgb8(image)
+            rgb = _to_rgb8(image, max_side)
     except InvalidImage:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
@@ -112,13 +121,82 @@ def decode_image(data: bytes, max_side: int | None = None) -> np.ndarray:
     return rgb
 
 
-def _to_rgb8(image: Image.Image) -> np.ndarray:
-    """Any Pillow mode -> contiguous (H, W, 3) uint8 RGB; transparency is composed on white."""
+def jpeg_scan_count(data: bytes) -> int:
+    """The number of scans (SOS markers) in JPEG bytes, found without decoding.
+
+    Walks the marker segments; after each scan header it skips the entropy-coded data, where
+    0xFF is followed by a stuffed 0x00 or a restart marker. A truncated file counts what it has.
+    """
+    scans, position, end = 0, 2, len(data)
+    while position + 4 <= end:
+        if data[position] != 0xFF:
+            return scans  # not a marker: corrupt, left to the decoder to report
+        marker = data[position + 1]
+        if marker == 0xFF:  # fill byte
+            position += 1
+            continue
+        if marker == 0xD9:  # end of image
+            return scans
+        if 0xD0 <= marker <= 0xD7 or marker == 0x01:  # restart / TEM: no length
+            position += 2
+            continue
+        length = int.from_bytes(data[position + 2:position + 4], "big")
+        position += 2 + length
+        if marker != 0xDA:
+            continue
+        scans += 1
+        if scans > MAX_JPEG_SCANS:
+            return scans
+        while True:  # entropy-coded data up to the next real marker
+            position = data.find(b"\xff", position)
+            if position < 0 or position + 1 >= end:
+                return scans
+            following = data[position + 1]
+            if following == 0x00 or 0xD0 <= following <= 0xD7:
+                position += 2
+                continue
+            break
+    return scans
+
+
+# Modes Image.reduce() works on; other modes are converted first (16-bit grayscale goes through
+# numpy in `_to_rgb8`).
+_REDUCIBLE_MODES = ("L", "LA", "RGB", "RGBA", "CMYK", "I", "F")
+
+
+def _reduced(image: Image.Image, max_side: int) -> Image.Image:
+    """A large decoded image box-reduced by a whole factor towards `max_side`, as JPEG's draft()
+    does while decoding, so that no later step holds more than one full-size copy."""
+    factor = max(image.size) // max_side
+    if factor < 2 or image.mode.startswith("I;16"):
+        return image
+    if image.mode not in _REDUCIBLE_MODES:
+        image = image.convert("RGBA" if _has_alpha(image) else "RGB")
+    return image.reduce(factor)
+
+
+def _has_alpha(image: Image.Image) -> bool:
+    return image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info)
+
+
+# 16-bit to 8-bit by scaling (v // 257), not clipping, as a table: no float copy of a large image.
+_SIXTEEN_TO_EIGHT_BITS = (np.arange(65536) // 257).astype(np.uint8)
+
+
+def _to_rgb8(image: Image.Image, max_side: int | None = None) -> np.ndarray:
+    """Any Pillow mode -> contiguous (H, W, 3) uint8 RGB; transparency is composed on white.
+
+    A 16-bit grayscale image is shrunk to `max_side` (if given) while still 16-bit, so its peak
+    memory stays within two 16-bit copies of the file's pixels.
+    """
     if image.mode in ("I;16", "I;16B", "I;16L", "I"):
-        # 16-bit grayscale PNG: scale to 8 bits instead of clipping.
-        wide = np.asarray(image, dtype=np.float64)
-        image = Image.fromarray(np.clip(wide / 257.0, 0, 255).astype(np.uint8))
-    if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
+        wide = np.asarray(image)
+        if wide.dtype != np.uint16:
+            wide = np.clip(wide, 0, 65535).astype(np.uint16)
+        if max_side and max(wide.shape) > max_side:
+            wide = _shrink_to(wide, max_side)
+        image = Image.fromarray(_SIXTEEN_TO_EIGHT_BITS[wide])
+    if _has_alpha(image):
         image = image.convert("RGBA")
         background = Image.new("RGBA", image.size, (255, 255, 255, 255))
         image = Image.alpha_composite(background, image)

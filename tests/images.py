@@ -59,3 +59,16 @@ def malignant_jpeg() -> bytes:
 def with_gains(rgb: np.ndarray, gains) -> np.ndarray:
     """`rgb` with its red, green and blue channels multiplied by `gains` (a colour cast)."""
     return np.clip(rgb.astype(np.float64) * np.asarray(gains), 0, 255).round().astype(np.uint8)
+
+
+def progressive_jpeg(array: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(array).save(buffer, "JPEG", progressive=True, quality=90)
+    return buffer.getvalue()
+
+
+def scan_bomb(array: np.ndarray, repeats: int) -> bytes:
+    """A progressive JPEG whose last scan is repeated: valid, small, and slow to decode."""
+    data = progressive_jpeg(array)
+    last_scan = data.rindex(b"\xff\xda")
+    return data[:last_scan] + data[last_scan:-2] * repeats + b"\xff\xd9"

@@ -12,7 +12,7 @@ from dermalens import analysis_service, explanation
 from dermalens.inference import upsample_heatmap
 from dermalens.views.auth import is_safe_next
 from tests.helpers import row_count, stored_files, upload
-from tests.images import encode, lesion_array, lesion_jpeg
+from tests.images import encode, lesion_array, lesion_jpeg, scan_bomb
 
 
 def test_polyglot_jpeg_is_stored_as_reencoded_pixels_only(logged_in):
@@ -60,6 +60,12 @@ def ico_bytes():
 ])
 def test_other_formats_are_refused(app, logged_in, data):
     assert upload(logged_in, data).status_code == 400
+    assert row_count(app) == 0 and stored_files(app) == []
+
+
+def test_a_jpeg_scan_bomb_is_refused_and_nothing_is_stored(app, logged_in):
+    response = upload(logged_in, scan_bomb(np.zeros((2000, 2000, 3), np.uint8), repeats=1000))
+    assert response.status_code == 400 and b"scans" in response.data
     assert row_count(app) == 0 and stored_files(app) == []
 
 
