@@ -15,10 +15,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
-from dermalens import explanation, preprocessing, storage, timing
+from dermalens import audit, explanation, preprocessing, storage, timing
 from dermalens.assessment import assess_image, decode_for_analysis
 from dermalens.inference import Classifier
 from dermalens.lesions import BODY_SITES, CLASSES, MAX_AGE, MIN_AGE, SEXES
@@ -271,12 +271,43 @@ def compare(analyses: list[Analysis]) -> Comparison:
     return Comparison(analyses, cautions, malignant_change, summary)
 
 
-def delete_analysis(session: Session, upload_folder: str, analysis: Analysis) -> None:
-    """Delete the record, then its files (so a crash in between leaves only orphan files)."""
-    files = (analysis.image_file, analysis.heatmap_file)
-    session.delete(analysis)
-    session.commit()
-    storage.remove_files(upload_folder, *files)
+class DeleteFailed(RuntimeError):
+    """Nothing was deleted (the stored files could not be removed); the message is for the user."""
+
+
+def delete_analysis(session: Session, upload_folder: str, analysis: Analysis, audit_event: dict) -> bool:
+    """Delete the record, its two files and write its audit event (`audit.add` fields), all or
+    nothing.
+
+    Of concurrent deletes of one analysis exactly one returns True; the others find it gone and
+    return False, changing nothing. The row is deleted first (the database lock orders racing
+    deletes), then the files are set aside, then the row's deletion and the event are committed
+    together and the set-aside files removed.
+
+    :raise DeleteFailed: the files could not be removed (e.g. the folder is not writable): the
+        record, its files and the trail are as they were.
+    """
+    analysis_id, files = analysis.id, (analysis.image_file, analysis.heatmap_file)
+    deleted = session.execute(delete(Analysis).where(Analysis.id == analysis_id)
+                              .execution_options(synchronize_session=False)).rowcount
+    if not deleted:
+        session.rollback()
+        return False
+    audit.add(session, "analysis_deleted", **audit_event)
+    try:
+        moved = storage.set_aside(upload_folder, *files)
+    except OSError:
+        session.rollback()
+        raise DeleteFailed("The analysis could not be deleted: its files cannot be removed from "
+                           "the storage folder. Nothing was deleted; tell the operator.") from None
+    try:
+        session.commit()
+    except BaseException:
+        session.rollback()
+        storage.restore(moved)
+        raise
+    storage.purge(moved)
+    return True
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,8 @@
 """The audit trail: who did what to which record, when, and from where.
 
 `record` appends an event in its own short transaction, so an audit entry is never lost with a
-rolled-back request and never keeps a transaction open.
+rolled-back request and never keeps a transaction open; `add` puts one into a transaction that
+also makes the change it records (a deletion), so that both happen or neither.
 """
 
 import csv
@@ -20,6 +21,7 @@ ACTIONS = {
     "register": "Registered",
     "analysis_created": "Analysis created",
     "analysis_viewed": "Analysis viewed",
+    "analyses_listed": "Analyses listed",
     "analysis_downloaded": "Report or file downloaded",
     "analysis_deleted": "Analysis deleted",
     "outcome_recorded": "Outcome recorded",
@@ -30,17 +32,23 @@ ACTIONS = {
 EXPORT_COLUMNS = ("created_at", "user_id", "username", "action", "record_id", "remote_address", "detail")
 
 
-def record(session: Session, action: str, user=None, username: str | None = None,
-           record_id: str | None = None, remote_address: str | None = None,
-           detail: str | None = None) -> None:
-    """Append one event. `user` is a User or None (e.g. a failed sign-in, then give `username`)."""
+def record(session: Session, action: str, **fields) -> None:
+    """Append one event and commit it (with whatever else the session holds); fields as `add`."""
+    add(session, action, **fields)
+    session.commit()
+
+
+def add(session: Session, action: str, user=None, username: str | None = None,
+        record_id: str | None = None, remote_address: str | None = None,
+        detail: str | None = None) -> None:
+    """Add one event to the session's transaction, to be committed with the change it records.
+    `user` is a User or None (e.g. a failed sign-in, then give `username`)."""
     if action not in ACTIONS:
         raise ValueError(f"unknown audit action {action!r}")
     session.add(AuditEvent(
         user_id=getattr(user, "id", None), username=(getattr(user, "username", None) or username or "")[:64],
         action=action, record_id=record_id, remote_address=(remote_address or "")[:64],
         detail=(detail or "")[:255] or None))
-    session.commit()
 
 
 def events_for_user(session: Session, user_id: int, limit: int = 50) -> list[AuditEvent]:

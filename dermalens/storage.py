@@ -23,6 +23,10 @@ class StorageError(RuntimeError):
     pass
 
 
+class FileGone(LookupError):
+    """A stored file is no longer there (its analysis was deleted while it was being read)."""
+
+
 def encode_jpeg(rgb: np.ndarray) -> bytes:
     ok, buffer = cv2.imencode(".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR),
                               [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
@@ -55,6 +59,14 @@ def stored_path(folder: str | Path, name: str) -> Path:
     return Path(folder) / name
 
 
+def read_file(folder: str | Path, name: str) -> bytes:
+    """The bytes of a stored file. :raise FileGone: it was deleted meanwhile."""
+    try:
+        return stored_path(folder, name).read_bytes()
+    except FileNotFoundError:
+        raise FileGone(name) from None
+
+
 def media_type(name: str) -> str:
     """Media type of a stored file, from the extension this module gave it."""
     return MEDIA_TYPES[stored_path(".", name).suffix[1:]]
@@ -65,3 +77,38 @@ def remove_files(folder: str | Path, *names: str) -> None:
     for name in names:
         if name:
             stored_path(folder, name).unlink(missing_ok=True)
+
+
+def set_aside(folder: str | Path, *names: str) -> list[tuple[Path, Path]]:
+    """Rename stored files to hidden names, the first half of an all-or-nothing delete.
+
+    Returns (set-aside path, original path) pairs for `restore` or `purge`. If any rename fails
+    (an unwritable folder), those already renamed are put back and the OSError is raised: then
+    nothing has changed. Missing files are skipped.
+    """
+    moved: list[tuple[Path, Path]] = []
+    try:
+        for name in filter(None, names):
+            original = stored_path(folder, name)
+            aside = original.with_name(f".{name}.deleting")
+            try:
+                os.replace(original, aside)
+            except FileNotFoundError:
+                continue
+            moved.append((aside, original))
+    except OSError:
+        restore(moved)
+        raise
+    return moved
+
+
+def restore(moved: list[tuple[Path, Path]]) -> None:
+    """Undo `set_aside` (the delete did not happen)."""
+    for aside, original in moved:
+        os.replace(aside, original)
+
+
+def purge(moved: list[tuple[Path, Path]]) -> None:
+    """Finish a delete after `set_aside`: the hidden files go for good."""
+    for aside, _ in moved:
+        aside.unlink(missing_ok=True)

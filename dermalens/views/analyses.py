@@ -6,7 +6,7 @@ from flask_login import current_user, login_required
 from dermalens import analysis_service, outcomes
 from dermalens.extensions import config_limit, db, limiter
 from dermalens.forms import AnalysisForm, OutcomeForm
-from dermalens.views.helpers import (log_event, owned_analysis_or_404, owned_comparison_or_404,
+from dermalens.views.helpers import (delete_owned_or_404, log_event, owned_analysis_or_404, owned_comparison_or_404,
                                      stored_file_response, upload_folder)
 
 bp = Blueprint("analyses", __name__)
@@ -92,13 +92,13 @@ def compare():
 @bp.route("/analyses/<public_id>/image")
 @login_required
 def image(public_id: str):
-    return stored_file_response(owned_analysis_or_404(current_user.id, public_id).image_file)
+    return stored_file_response(owned_analysis_or_404(current_user.id, public_id), "image")
 
 
 @bp.route("/analyses/<public_id>/heatmap")
 @login_required
 def heatmap(public_id: str):
-    return stored_file_response(owned_analysis_or_404(current_user.id, public_id).heatmap_file)
+    return stored_file_response(owned_analysis_or_404(current_user.id, public_id), "heatmap")
 
 
 @bp.route("/analyses/<public_id>/confirm-delete")
@@ -111,8 +111,8 @@ def confirm_delete(public_id: str):
 @bp.route("/analyses/<public_id>/delete", methods=["POST"])
 @login_required
 def delete(public_id: str):
-    analysis = owned_analysis_or_404(current_user.id, public_id)
-    analysis_service.delete_analysis(db.session, upload_folder(), analysis)
-    log_event("analysis_deleted", public_id)
+    failed = delete_owned_or_404(current_user.id, public_id)
+    if failed:
+        return failed
     flash("The analysis, its image and its heatmap were deleted.", "success")
     return redirect(url_for("history.index"), code=303)

@@ -17,9 +17,10 @@ from dermalens.openapi import openapi_document
 from dermalens.records import Analysis
 from dermalens.risk import RISK_CATEGORIES
 from dermalens.views import errors
-from dermalens.views.helpers import (comparison_pdf_response, log_event, owned_analysis_or_404,
-                                     owned_comparison_or_404, pdf_response, requested_paper,
-                                     stored_file_response, upload_folder)
+from dermalens.views.helpers import (comparison_pdf_response, delete_owned_or_404, log_event,
+                                     log_listing, owned_analysis_or_404, owned_comparison_or_404,
+                                     pdf_response, requested_paper, stored_file_response,
+                                     upload_folder)
 
 bp = Blueprint("api", __name__, url_prefix="/api")
 csrf.exempt(bp)
@@ -151,6 +152,7 @@ def list_analyses():
     except analysis_service.InvalidInput as error:
         return errors.render_error(400, error.message)
     items, total = analysis_service.list_analyses(db.session, g.api_user.id, filters, page, page_size)
+    log_listing(items, page, filters, "API ")
     return jsonify({"items": [analysis_json(item) for item in items], "page": page,
                     "per_page": page_size, "total": total, "pages": max(1, -(-total // page_size))})
 
@@ -195,10 +197,7 @@ def analysis(public_id):
 @bp.delete("/v1/analyses/<public_id>")
 @token_required
 def delete_analysis(public_id):
-    analysis_service.delete_analysis(db.session, upload_folder(),
-                                     owned_analysis_or_404(g.api_user.id, public_id))
-    log_event("analysis_deleted", public_id, detail="API")
-    return "", 204
+    return delete_owned_or_404(g.api_user.id, public_id, detail="API") or ("", 204)
 
 
 @bp.get("/v1/analyses/<public_id>/outcome")
@@ -250,16 +249,11 @@ def report(public_id):
 @bp.get("/v1/analyses/<public_id>/image")
 @token_required
 def image(public_id):
-    return _send_stored(owned_analysis_or_404(g.api_user.id, public_id), "image")
+    return stored_file_response(owned_analysis_or_404(g.api_user.id, public_id), "image", "API ")
 
 
 @bp.get("/v1/analyses/<public_id>/heatmap")
 @token_required
 def heatmap(public_id):
-    return _send_stored(owned_analysis_or_404(g.api_user.id, public_id), "heatmap")
+    return stored_file_response(owned_analysis_or_404(g.api_user.id, public_id), "heatmap", "API ")
 
-
-def _send_stored(analysis: Analysis, which: str):
-    """The stored image or heatmap overlay of an analysis, logged as a download."""
-    log_event("analysis_downloaded", analysis.public_id, detail=f"API {which}")
-    return stored_file_response(analysis.image_file if which == "image" else analysis.heatmap_file)

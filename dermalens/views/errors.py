@@ -4,6 +4,8 @@ from flask import Flask, Response, jsonify, make_response, render_template, requ
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException, InternalServerError
 
+from dermalens import storage
+
 MESSAGES = {
     400: "The request could not be understood. Please go back and try again.",
     404: "There is nothing here. The analysis may have been deleted, or the address is wrong.",
@@ -42,6 +44,11 @@ def register(app: Flask) -> None:
         if getattr(error, "valid_methods", None):
             response.headers["Allow"] = ", ".join(error.valid_methods)
         return response
+
+    @app.errorhandler(storage.FileGone)
+    def handle_file_gone(error: storage.FileGone):
+        # The analysis was deleted while this request was reading it.
+        return render_error(404)
 
     @app.errorhandler(Exception)
     def handle_unexpected_error(error: Exception):

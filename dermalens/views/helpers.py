@@ -4,20 +4,33 @@ owner's analyses (404 for anyone else's), and stored-file and PDF responses.
 Blueprints import these from here, never from one another.
 """
 
-from flask import Response, abort, current_app, g, request, send_file
+from flask import Response, abort, current_app, g, request
 from flask_login import current_user
 
 from dermalens import analysis_service, audit, report_service, storage
 from dermalens.extensions import db
 from dermalens.records import Analysis
+from dermalens.views import errors
+
+
+def audit_event(record_id: str | None = None, user=None, **details) -> dict:
+    """The `audit.add` fields of an event by the signed-in (or API-token) user unless `user` is
+    given, from this request's address."""
+    if user is None:
+        user = getattr(g, "api_user", None) or (current_user if current_user.is_authenticated else None)
+    return dict(user=user, record_id=record_id, remote_address=request.remote_addr, **details)
 
 
 def log_event(action: str, record_id: str | None = None, user=None, **details) -> None:
-    """Append an audit event for the signed-in (or API-token) user unless `user` is given."""
-    if user is None:
-        user = getattr(g, "api_user", None) or (current_user if current_user.is_authenticated else None)
-    audit.record(db.session, action, user=user, record_id=record_id,
-                 remote_address=request.remote_addr, **details)
+    """Append (and commit) an audit event, as `audit_event` describes it."""
+    audit.record(db.session, action, **audit_event(record_id, user, **details))
+
+
+def log_listing(analyses: list[Analysis], page: int, filters, audit_prefix: str = "") -> None:
+    """One audit event for a page of analyses shown together: how many, which page and filters."""
+    used = ", ".join(f"{name}={value}" for name, value in vars(filters).items() if value is not None)
+    log_event("analyses_listed", detail=f"{audit_prefix}{len(analyses)} analyses, page {page}"
+                                        + (f"; filters {used}" if used else ""))
 
 
 def upload_folder() -> str:
@@ -32,6 +45,21 @@ def owned_analysis_or_404(owner_id: int, public_id: str) -> Analysis:
     return analysis
 
 
+def delete_owned_or_404(owner_id: int, public_id: str, **details) -> Response | None:
+    """Delete the owner's analysis, audited; 404 if it is not theirs or another request deleted
+    it first. Returns None when deleted, or the 503 response when nothing could be deleted."""
+    analysis = owned_analysis_or_404(owner_id, public_id)
+    try:
+        deleted = analysis_service.delete_analysis(db.session, upload_folder(), analysis,
+                                                   audit_event(public_id, **details))
+    except analysis_service.DeleteFailed as error:
+        current_app.logger.error("Deleting analysis %s failed: its files could not be set aside", public_id)
+        return errors.render_error(503, str(error))
+    if not deleted:
+        abort(404)
+    return None
+
+
 def owned_comparison_or_404(owner_id: int) -> list[Analysis]:
     """The analyses named by the request's `ids`, oldest first; 404 unless all are the owner's.
 
@@ -44,9 +72,13 @@ def owned_comparison_or_404(owner_id: int) -> list[Analysis]:
     return analyses
 
 
-def stored_file_response(name: str):
-    """A stored image or heatmap overlay, with the media type of its format."""
-    return send_file(storage.stored_path(upload_folder(), name), mimetype=storage.media_type(name))
+def stored_file_response(analysis: Analysis, which: str, audit_prefix: str = ""):
+    """The analysis's stored "image" or "heatmap" overlay, with the media type of its format,
+    its download audited; 404 (`storage.FileGone`) if it was deleted meanwhile."""
+    name = analysis.image_file if which == "image" else analysis.heatmap_file
+    data = storage.read_file(upload_folder(), name)
+    log_event("analysis_downloaded", analysis.public_id, detail=f"{audit_prefix}{which}")
+    return Response(data, mimetype=storage.media_type(name))
 
 
 def requested_paper() -> str:

@@ -5,6 +5,7 @@ from flask_login import current_user, login_required
 
 from dermalens import analysis_service
 from dermalens.extensions import db
+from dermalens.views.helpers import log_listing
 
 bp = Blueprint("history", __name__)
 
@@ -21,6 +22,7 @@ def index():
         error, filters = invalid, analysis_service.HistoryFilters()
     analyses, total = analysis_service.list_analyses(db.session, current_user.id, filters, page,
                                                      page_size)
+    log_listing(analyses, page, filters)
     pages = max(1, -(-total // page_size))
     # Links to other pages keep the filters but not the page number.
     filter_args = {key: value for key, value in request.args.items() if key != "page" and value}

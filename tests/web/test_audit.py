@@ -84,3 +84,29 @@ def test_audit_export_command_writes_csv(app, runner, auth):
     rows = list(csv.DictReader(io.StringIO(result.stdout)))
     assert [row["action"] for row in rows] == ["register", "sign_out", "sign_in_failed"]
     assert rows[2]["username"].startswith("'=")  # defused for spreadsheets
+
+
+def events(app, action):
+    with app.app_context():
+        return [(e.record_id, e.detail) for e in db.session.query(AuditEvent).filter_by(action=action)]
+
+
+def test_a_history_page_is_one_audited_read_with_its_count_and_filters(app, logged_in, analysis_id):
+    logged_in.get("/history?patient_ref=PT-0")
+    assert events(app, "analyses_listed") == [(None, "1 analyses, page 1; filters patient_ref=PT-0")]
+
+
+def test_an_api_listing_is_one_audited_read(app, auth):
+    auth.register()
+    headers = {"Authorization": f"Bearer {token_for(app, 'alice')}"}
+    client = app.test_client()
+    for _ in range(3):
+        client.post("/api/v1/analyses", headers=headers, data={"image": (io.BytesIO(benign_jpeg()), "x.jpg")})
+    assert len(client.get("/api/v1/analyses?per_page=100", headers=headers).json["items"]) == 3
+    assert events(app, "analyses_listed") == [(None, "API 3 analyses, page 1")]
+
+
+@pytest.mark.parametrize("which", ["image", "heatmap"])
+def test_image_and_heatmap_downloads_are_audited(app, logged_in, analysis_id, which):
+    assert logged_in.get(f"/analyses/{analysis_id}/{which}").status_code == 200
+    assert events(app, "analysis_downloaded") == [(analysis_id, which)]
