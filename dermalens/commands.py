@@ -1,11 +1,9 @@
-"""Operator commands: `flask --app app init-db | create-user | create-token | audit export | doctor`."""
+"""Operator commands: `flask --app app init-db | create-user | users ... | create-token | audit export | doctor`."""
 
 import sys
 
 import click
 from flask import Flask
-
-from sqlalchemy import select
 
 from dermalens import accounts, audit, maintenance, tokens
 from dermalens.database import create_schema
@@ -26,12 +24,7 @@ def register(app: Flask) -> None:
     @click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
     def create_user(username, password_stdin):
         """Create a user account (password from a prompt, or stdin with --password-stdin)."""
-        if password_stdin:
-            password = sys.stdin.readline().rstrip("\n")
-        else:
-            password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
-        if len(password) < MIN_PASSWORD_LENGTH:
-            raise click.ClickException(f"The password needs at least {MIN_PASSWORD_LENGTH} characters.")
+        password = _read_password(password_stdin)
         try:
             accounts.create_user(db.session, username, password)
         except accounts.AccountError as error:
@@ -43,9 +36,7 @@ def register(app: Flask) -> None:
     @click.option("--name", default="command line", show_default=True, help="Name of the token.")
     def create_token(username, name):
         """Create an API token for USERNAME and print it (only the token, once)."""
-        user = db.session.scalar(select(User).where(User.username == username))
-        if user is None:
-            raise click.ClickException(f"No user named {username}.")
+        user = _existing_user(username)
         try:
             record, token = tokens.issue_token(db.session, user, name)
         except tokens.TokenError as error:
@@ -53,6 +44,38 @@ def register(app: Flask) -> None:
         audit.record(db.session, "token_created", user=user, record_id=record.public_id,
                      remote_address="command line", detail=name)
         click.echo(token)
+
+    @app.cli.group("users")
+    def users_group():
+        """Accounts: reset a password, disable or enable an account (each ends its sessions)."""
+
+    @users_group.command("reset-password")
+    @click.argument("username")
+    @click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
+    def reset_password(username, password_stdin):
+        """Give USERNAME a new password and sign them out everywhere."""
+        user = _existing_user(username)
+        accounts.reset_password(db.session, user, _read_password(password_stdin))
+        audit.record(db.session, "password_reset", user=user, remote_address="command line")
+        click.echo(f"New password set for {user.username}; every session of the account ended.")
+
+    @users_group.command("disable")
+    @click.argument("username")
+    def disable(username):
+        """Stop USERNAME signing in or using API tokens, and end their sessions."""
+        user = _existing_user(username)
+        accounts.set_disabled(db.session, user, True)
+        audit.record(db.session, "account_disabled", user=user, remote_address="command line")
+        click.echo(f"Disabled {user.username}; every session of the account ended.")
+
+    @users_group.command("enable")
+    @click.argument("username")
+    def enable(username):
+        """Let a disabled USERNAME sign in again."""
+        user = _existing_user(username)
+        accounts.set_disabled(db.session, user, False)
+        audit.record(db.session, "account_enabled", user=user, remote_address="command line")
+        click.echo(f"Enabled {user.username}.")
 
     @app.cli.group("audit")
     def audit_group():
@@ -82,3 +105,21 @@ def register(app: Flask) -> None:
                    f"{len(report.records_missing_files)} analyses missing files")
         if report.records_missing_files or (report.orphan_files and not fix):
             raise SystemExit(1)
+
+
+def _read_password(from_stdin: bool) -> str:
+    """A new password from stdin or a prompt; :raise click.ClickException: too short."""
+    if from_stdin:
+        password = sys.stdin.readline().rstrip("\n")
+    else:
+        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise click.ClickException(f"The password needs at least {MIN_PASSWORD_LENGTH} characters.")
+    return password
+
+
+def _existing_user(username: str) -> User:
+    user = accounts.find_user(db.session, username)
+    if user is None:
+        raise click.ClickException(f"No user named {username}.")
+    return user

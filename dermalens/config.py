@@ -39,6 +39,10 @@ def from_environment(instance_path: str) -> dict:
         "ANALYSIS_RATE_LIMIT": os.environ.get("DERMALENS_ANALYSIS_RATE_LIMIT", "120 per minute"),
         "PDF_RATE_LIMIT": os.environ.get("DERMALENS_PDF_RATE_LIMIT", "60 per minute"),
         "HISTORY_PAGE_SIZE": 20,
+        # A signed-in browser is signed out after this long without a request, or this long
+        # after signing in, whatever it does.
+        "SESSION_IDLE_MINUTES": int(os.environ.get("DERMALENS_SESSION_IDLE_MINUTES", "30")),
+        "SESSION_MAX_HOURS": int(os.environ.get("DERMALENS_SESSION_MAX_HOURS", "12")),
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",
         "SESSION_COOKIE_SECURE": production,

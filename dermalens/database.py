@@ -2,7 +2,7 @@
 
 from sqlalchemy import event, inspect, text
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.schema import CreateColumn
 
 from dermalens.extensions import db
@@ -34,12 +34,27 @@ _AUDIT_TRIGGERS = (
 )
 
 
+# Indexes a newer release added to existing tables (`create_all` only indexes new tables).
+_ADDED_INDEXES = (
+    "CREATE UNIQUE INDEX IF NOT EXISTS ux_users_username_folded ON users (lower(username))",
+    "CREATE INDEX IF NOT EXISTS ix_users_session_token ON users (session_token)",
+)
+
+
 def create_schema() -> None:
     """Create missing tables, columns, indexes and triggers (idempotent)."""
     from dermalens import records  # noqa: F401  (registers the tables)
 
     db.create_all()
     add_missing_columns()
+    for statement in _ADDED_INDEXES:
+        try:
+            with db.engine.begin() as connection:
+                connection.execute(text(statement))
+        except IntegrityError:
+            # Accounts that differ only in case, made before usernames were case-insensitive:
+            # new ones are still refused by `accounts.create_user`.
+            pass
     if db.engine.dialect.name == "sqlite":
         with db.engine.begin() as connection:
             for statement in _AUDIT_TRIGGERS:

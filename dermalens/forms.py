@@ -29,6 +29,16 @@ class RegisterForm(FlaskForm):
         InputRequired(), EqualTo("password", message="The passwords do not match.")])
 
 
+class ChangePasswordForm(FlaskForm):
+    current = PasswordField("Current password", validators=[InputRequired(), Length(max=MAX_PASSWORD_LENGTH)])
+    password = PasswordField("New password", validators=[
+        InputRequired(), Length(MIN_PASSWORD_LENGTH, MAX_PASSWORD_LENGTH,
+                                message=f"The new password needs {MIN_PASSWORD_LENGTH} to "
+                                        f"{MAX_PASSWORD_LENGTH} characters.")])
+    confirm = PasswordField("Repeat the new password", validators=[
+        InputRequired(), EqualTo("password", message="The new passwords do not match.")])
+
+
 class AnalysisForm(FlaskForm):
     image = FileField("Dermoscopic image (JPEG or PNG)")
     patient_ref = StringField("Patient reference")

@@ -5,7 +5,7 @@ import secrets
 from datetime import date, datetime, timezone
 
 from flask_login import UserMixin
-from sqlalchemy import ForeignKey, Index, String, Text, event
+from sqlalchemy import ForeignKey, Index, String, Text, event, func
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 from werkzeug.security import check_password_hash, generate_password_hash
 
@@ -22,15 +22,43 @@ def new_public_id() -> str:
     return secrets.token_urlsafe(16)
 
 
+def new_session_token() -> str:
+    return secrets.token_urlsafe(32)
+
+
 class User(UserMixin, db.Model):
+    """A clinician's account.
+
+    A signed-in browser holds the user's `session_token`, never the row id: replacing the token
+    (sign-out, password change or reset, disabling) ends every session at once, and an id that a
+    database ever handed out again could not sign anyone in. Ids are never reused (SQLite
+    AUTOINCREMENT), so a deleted user's audit trail never passes to a new account.
+    """
+
     __tablename__ = "users"
+    __table_args__ = {"sqlite_autoincrement": True}
 
     id: Mapped[int] = mapped_column(primary_key=True)
     username: Mapped[str] = mapped_column(String(64), unique=True)
     password_hash: Mapped[str] = mapped_column(String(256))
     created_at: Mapped[datetime] = mapped_column(default=utc_now)
+    # Nullable only for accounts made before sessions were revocable: they get one at sign-in.
+    session_token: Mapped[str | None] = mapped_column(String(64), index=True, default=new_session_token)
+    disabled_at: Mapped[datetime | None]
 
     analyses: Mapped[list["Analysis"]] = relationship(back_populates="owner", passive_deletes=True)
+
+    def get_id(self) -> str | None:
+        """What Flask-Login keeps in the session cookie."""
+        return self.session_token
+
+    @property
+    def is_active(self) -> bool:
+        return self.disabled_at is None
+
+    def end_sessions(self) -> None:
+        """Invalidate every session of this user (the caller commits)."""
+        self.session_token = new_session_token()
 
     def set_password(self, password: str) -> None:
         # Werkzeug's default is scrypt (memory-hard).
@@ -38,6 +66,10 @@ class User(UserMixin, db.Model):
 
     def check_password(self, password: str) -> bool:
         return check_password_hash(self.password_hash, password)
+
+
+# Usernames are told apart without regard to case: "ALICE" cannot register beside "alice".
+Index("ux_users_username_folded", func.lower(User.username), unique=True)
 
 
 class Analysis(db.Model):

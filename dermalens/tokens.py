@@ -38,11 +38,12 @@ def issue_token(session: Session, user: User, name: str) -> tuple[ApiToken, str]
 
 
 def user_for_token(session: Session, token: str | None) -> User | None:
-    """The owner of an active token, or None; records when the token was last used."""
+    """The owner of an active token, or None (also for a disabled account); records when the
+    token was last used."""
     if not token or not token.startswith(TOKEN_PREFIX) or len(token) > 200:
         return None
     record = session.scalar(select(ApiToken).where(ApiToken.token_hash == hash_token(token)))
-    if record is None or not record.active:
+    if record is None or not record.active or not record.owner.is_active:
         return None
     record.last_used_at = utc_now()
     session.commit()

@@ -1,11 +1,12 @@
-"""The account page: personal API tokens (create, list, revoke) and the user's audit trail."""
+"""The account page: password, personal API tokens (create, list, revoke) and the user's audit trail."""
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 
-from dermalens import audit, tokens
-from dermalens.extensions import db
-from dermalens.views.helpers import log_event
+from dermalens import accounts, audit, tokens
+from dermalens.extensions import config_limit, db, limiter
+from dermalens.forms import MIN_PASSWORD_LENGTH, ChangePasswordForm
+from dermalens.views.helpers import log_event, start_session
 
 bp = Blueprint("account", __name__)
 
@@ -19,7 +20,27 @@ def index():
 def render_account(**extra):
     return render_template("account/index.html", tokens=tokens.list_tokens(db.session, current_user.id),
                            events=audit.events_for_user(db.session, current_user.id),
-                           actions=audit.ACTIONS, **extra)
+                           actions=audit.ACTIONS, min_password_length=MIN_PASSWORD_LENGTH, **extra)
+
+
+@bp.route("/account/password", methods=["POST"])
+@login_required
+@limiter.limit(config_limit("LOGIN_RATE_LIMIT"))
+def change_password():
+    """New password; every other session of the account ends, this one goes on."""
+    form = ChangePasswordForm()
+    if not form.validate_on_submit():
+        message = next(iter(error for errors in form.errors.values() for error in errors))
+        return render_account(password_error=message), 400
+    user = current_user._get_current_object()  # (the user itself: signed in again below)
+    try:
+        accounts.change_password(db.session, user, form.current.data, form.password.data)
+    except accounts.AccountError as error:
+        return render_account(password_error=str(error)), 400
+    start_session(user)
+    log_event("password_changed")
+    flash("Your password was changed. Other devices were signed out.", "success")
+    return redirect(url_for("account.index"), code=303)
 
 
 @bp.route("/account/tokens", methods=["POST"])

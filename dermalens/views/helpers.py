@@ -4,12 +4,14 @@ owner's analyses (404 for anyone else's), and stored-file and PDF responses.
 Blueprints import these from here, never from one another.
 """
 
-from flask import Response, abort, current_app, g, request
-from flask_login import current_user
+import time
+
+from flask import Response, abort, current_app, g, request, session
+from flask_login import current_user, login_user
 
 from dermalens import analysis_service, audit, report_service, storage
 from dermalens.extensions import db
-from dermalens.records import Analysis
+from dermalens.records import Analysis, User
 from dermalens.views import errors
 
 
@@ -31,6 +33,12 @@ def log_listing(analyses: list[Analysis], page: int, filters, audit_prefix: str 
     used = ", ".join(f"{name}={value}" for name, value in vars(filters).items() if value is not None)
     log_event("analyses_listed", detail=f"{audit_prefix}{len(analyses)} analyses, page {page}"
                                         + (f"; filters {used}" if used else ""))
+
+
+def start_session(user: User) -> None:
+    """Sign the user in on this browser, with the clock of the idle and absolute timeouts."""
+    login_user(user)
+    session["signed_in_at"] = session["seen_at"] = int(time.time())
 
 
 def upload_folder() -> str:
