@@ -63,19 +63,13 @@ def register(app: Flask) -> None:
     @click.argument("username")
     def disable(username):
         """Stop USERNAME signing in or using API tokens, and end their sessions."""
-        user = _existing_user(username)
-        accounts.set_disabled(db.session, user, True)
-        audit.record(db.session, "account_disabled", user=user, remote_address="command line")
-        click.echo(f"Disabled {user.username}; every session of the account ended.")
+        _set_disabled(username, True)
 
     @users_group.command("enable")
     @click.argument("username")
     def enable(username):
         """Let a disabled USERNAME sign in again."""
-        user = _existing_user(username)
-        accounts.set_disabled(db.session, user, False)
-        audit.record(db.session, "account_enabled", user=user, remote_address="command line")
-        click.echo(f"Enabled {user.username}.")
+        _set_disabled(username, False)
 
     @app.cli.group("audit")
     def audit_group():
@@ -123,3 +117,12 @@ def _existing_user(username: str) -> User:
     if user is None:
         raise click.ClickException(f"No user named {username}.")
     return user
+
+
+def _set_disabled(username: str, disabled: bool) -> None:
+    user = _existing_user(username)
+    accounts.set_disabled(db.session, user, disabled)
+    audit.record(db.session, "account_disabled" if disabled else "account_enabled", user=user,
+                 remote_address="command line")
+    click.echo(f"{'Disabled' if disabled else 'Enabled'} {user.username}"
+               + ("; every session of the account ended." if disabled else "."))
