@@ -3,15 +3,23 @@
 `record` appends an event in its own short transaction, so an audit entry is never lost with a
 rolled-back request and never keeps a transaction open; `add` puts one into a transaction that
 also makes the change it records (a deletion), so that both happen or neither.
+
+The trail is append-only (database triggers) and tamper-evident: each event carries a SHA-256
+chained to the one before it, so `verify_chain` (`flask --app app audit verify`) finds any event
+changed, removed or inserted out of order. Anyone able to rewrite the database could recompute
+the chain from the altered event on; keeping the head hash it prints elsewhere (e.g. with each
+backup) anchors it.
 """
 
 import csv
+import json
 from typing import IO
 
-from sqlalchemy import select
+from sqlalchemy import func, insert, literal, select
 from sqlalchemy.orm import Session
 
-from dermalens.records import AuditEvent
+from dermalens.database import chain_hash
+from dermalens.records import AuditEvent, utc_now
 
 # Bandit (B105) mistakes the "token" labels below for passwords; they are display labels.
 ACTIONS = {
@@ -33,7 +41,8 @@ ACTIONS = {
     "token_created": "API token created",  # nosec B105
     "token_revoked": "API token revoked",  # nosec B105
 }
-EXPORT_COLUMNS = ("created_at", "user_id", "username", "action", "record_id", "remote_address", "detail")
+EXPORT_COLUMNS = ("id", "created_at", "user_id", "username", "action", "record_id", "remote_address",
+                  "detail", "chain_hash")
 
 
 def record(session: Session, action: str, **fields) -> None:
@@ -49,10 +58,41 @@ def add(session: Session, action: str, user=None, username: str | None = None,
     `user` is a User or None (e.g. a failed sign-in, then give `username`)."""
     if action not in ACTIONS:
         raise ValueError(f"unknown audit action {action!r}")
-    session.add(AuditEvent(
-        user_id=getattr(user, "id", None), username=(getattr(user, "username", None) or username or "")[:64],
-        action=action, record_id=record_id, remote_address=(remote_address or "")[:64],
-        detail=(detail or "")[:255] or None))
+    fields = dict(created_at=utc_now(), user_id=getattr(user, "id", None),
+                  username=(getattr(user, "username", None) or username or "")[:64], action=action,
+                  record_id=record_id, remote_address=(remote_address or "")[:64],
+                  detail=(detail or "")[:255] or None)
+    # The previous hash is read by the INSERT itself, under the database's write lock, so two
+    # workers appending at once cannot both chain to the same event.
+    previous = select(AuditEvent.chain_hash).order_by(AuditEvent.id.desc()).limit(1).scalar_subquery()
+    link = func.dermalens_chain(previous, literal(canonical_fields(fields)))
+    session.execute(insert(AuditEvent).from_select(
+        [*fields, "chain_hash"], select(*(literal(value, AuditEvent.__table__.c[name].type)
+                                          for name, value in fields.items()), link)))
+
+
+def canonical_fields(fields: dict) -> str:
+    """The text an event's chain hash covers: every field but the id, in a fixed order."""
+    return json.dumps([fields["created_at"].isoformat(), fields["user_id"], fields["username"],
+                       fields["action"], fields["record_id"], fields["remote_address"],
+                       fields["detail"]], ensure_ascii=False)
+
+
+def verify_chain(session: Session) -> tuple[int, int | None, str | None]:
+    """Check the trail, oldest first: (events checked, id of the first broken event or None,
+    the head hash). An event is broken if it was changed, if one before it was removed, or if
+    it was inserted out of order; events from before the chain began are skipped."""
+    previous, checked, started = None, 0, False
+    for event in session.scalars(select(AuditEvent).order_by(AuditEvent.id)):
+        if event.chain_hash is None and not started:
+            continue  # written before this release chained the trail
+        started = True
+        fields = {column: getattr(event, column) for column in (
+            "created_at", "user_id", "username", "action", "record_id", "remote_address", "detail")}
+        if event.chain_hash != chain_hash(previous, canonical_fields(fields)):
+            return checked, event.id, previous
+        previous, checked = event.chain_hash, checked + 1
+    return checked, None, previous
 
 
 def events_for_user(session: Session, user_id: int, limit: int = 50) -> list[AuditEvent]:
@@ -74,9 +114,9 @@ def export_csv(session: Session, handle: IO[str]) -> int:
     writer.writerow(EXPORT_COLUMNS)
     count = 0
     for event in session.scalars(select(AuditEvent).order_by(AuditEvent.id)):
-        writer.writerow([event.created_at.isoformat(timespec="seconds") + "Z", event.user_id,
+        writer.writerow([event.id, event.created_at.isoformat(timespec="seconds") + "Z", event.user_id,
                          *(_spreadsheet_safe(value) for value in (
                              event.username, event.action, event.record_id, event.remote_address,
-                             event.detail))])
+                             event.detail)), event.chain_hash])
         count += 1
     return count

@@ -82,6 +82,17 @@ def register(app: Flask) -> None:
         count = audit.export_csv(db.session, out)
         click.echo(f"Exported {count} audit events.", err=True)
 
+    @audit_group.command("verify")
+    def audit_verify():
+        """Check the audit trail's hash chain; exit 1 naming the first broken event."""
+        checked, broken, head = audit.verify_chain(db.session)
+        if broken is not None:
+            click.echo(f"Audit trail broken at event {broken}: it was changed, an event before it "
+                       f"was removed, or it was inserted out of order ({checked} events intact "
+                       "before it).", err=True)
+            raise SystemExit(1)
+        click.echo(f"Audit trail intact: {checked} events; head hash {head or 'none'}.")
+
     @app.cli.command("doctor")
     @click.option("--fix", is_flag=True, help="Delete orphan files (files without a record).")
     def doctor(fix):

@@ -1,5 +1,7 @@
 """SQLite connection settings and schema creation."""
 
+import hashlib
+
 from sqlalchemy import event, inspect, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError, OperationalError
@@ -22,7 +24,17 @@ def configure_sqlite(engine: Engine) -> None:
         cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA synchronous=NORMAL")
+        # So that INSERT OR REPLACE, which deletes the row it replaces, meets the audit trail's
+        # no-delete trigger instead of silently rewriting an event.
+        cursor.execute("PRAGMA recursive_triggers=ON")
         cursor.close()
+        dbapi_connection.create_function("dermalens_chain", 2, chain_hash, deterministic=True)
+
+
+def chain_hash(previous: str | None, payload: str) -> str:
+    """The audit chain's link: SHA-256 (hex) of the previous event's hash and this event's
+    canonical fields (`audit.canonical_fields`)."""
+    return hashlib.sha256(f"{previous or ''}\n{payload}".encode()).hexdigest()
 
 
 # The audit trail is append-only even for code that bypasses the ORM.

@@ -201,6 +201,9 @@ class AuditEvent(db.Model):
     record_id: Mapped[str | None] = mapped_column(String(64))
     remote_address: Mapped[str | None] = mapped_column(String(64))
     detail: Mapped[str | None] = mapped_column(String(255))
+    # SHA-256 over the previous event's chain_hash and this event's fields (`audit.add`); null
+    # only for events written before the trail was chained.
+    chain_hash: Mapped[str | None] = mapped_column(String(64))
 
 
 @event.listens_for(AuditEvent, "before_update")

@@ -110,3 +110,76 @@ def test_an_api_listing_is_one_audited_read(app, auth):
 def test_image_and_heatmap_downloads_are_audited(app, logged_in, analysis_id, which):
     assert logged_in.get(f"/analyses/{analysis_id}/{which}").status_code == 200
     assert events(app, "analysis_downloaded") == [(analysis_id, which)]
+
+
+def verify(runner):
+    return runner.invoke(args=["audit", "verify"])
+
+
+def some_trail(auth, client):
+    auth.register("alice")
+    upload(client, benign_jpeg())
+    client.get("/history")
+    auth.logout()
+    auth.register("bob")
+
+
+def raw(app, *statements):
+    """Run SQL as someone with the database file would, past the app and its triggers."""
+    with app.app_context():
+        with db.engine.begin() as connection:
+            connection.execute(text("DROP TRIGGER IF EXISTS audit_events_no_update"))
+            connection.execute(text("DROP TRIGGER IF EXISTS audit_events_no_delete"))
+            for statement in statements:
+                connection.execute(text(statement))
+
+
+def test_an_intact_trail_verifies(app, runner, auth, client):
+    some_trail(auth, client)
+    result = verify(runner)
+    assert result.exit_code == 0 and "intact: 5 events" in result.output
+
+
+@pytest.mark.parametrize("tamper, broken", [
+    ("UPDATE audit_events SET detail = 'nothing to see' WHERE id = 3", 3),
+    ("UPDATE audit_events SET created_at = '2020-01-01 00:00:00.000000' WHERE id = 2", 2),
+    ("DELETE FROM audit_events WHERE id = 3", 4),
+    ("DELETE FROM audit_events WHERE id = 1", 2),
+    ("INSERT INTO audit_events (id, created_at, action, username, chain_hash) SELECT 100, created_at, "
+     "'sign_in', 'mallory', chain_hash FROM audit_events WHERE id = 5", 100),
+    ("UPDATE audit_events SET id = 50 WHERE id = 2", 3),
+])
+def test_a_changed_removed_or_inserted_event_is_named(app, runner, auth, client, tamper, broken):
+    some_trail(auth, client)
+    raw(app, tamper)
+    result = verify(runner)
+    assert result.exit_code == 1 and f"broken at event {broken}:" in result.output
+
+
+@pytest.mark.parametrize("statement", ["INSERT OR REPLACE INTO audit_events (id, created_at, action) VALUES (1, '2026-01-01', 'x')",
+                                       "REPLACE INTO audit_events (id, created_at, action) VALUES (1, '2026-01-01', 'x')"])
+def test_replacing_an_event_is_refused(app, auth, statement):
+    auth.register()
+    with app.app_context():
+        with pytest.raises(Exception, match="append-only"):
+            db.session.execute(text(statement))
+        db.session.rollback()
+        assert db.session.query(AuditEvent).one().action == "register"
+
+
+def test_events_appended_by_concurrent_requests_form_one_chain(app, runner, auth):
+    import threading
+    auth.register()
+    token = token_for(app, "alice")
+    start = threading.Barrier(8)
+
+    def list_analyses():
+        start.wait()
+        app.test_client().get("/api/v1/analyses", headers={"Authorization": f"Bearer {token}"})
+    threads = [threading.Thread(target=list_analyses) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert verify(runner).exit_code == 0
+    assert len(events(app, "analyses_listed")) == 8
