@@ -1,7 +1,8 @@
 """Storage consistency: find analyses without files and files without analyses.
 
-Analyses write files before the row and delete the row before the files, so a crash leaves at
-worst orphan files (never a row pointing at nothing); `flask --app app doctor --fix` removes them.
+Analyses write files before the row; a deletion sets the files aside (hidden `.deleting` names),
+commits, then removes them. So a crash leaves at worst orphan files (never a row pointing at
+nothing); `flask --app app doctor --fix` removes them.
 """
 
 from dataclasses import dataclass, field

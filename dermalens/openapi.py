@@ -130,8 +130,12 @@ def openapi_document() -> dict:
                     "schema": {"type": "object", "properties": {
                         "status": {"type": "string"}, "model_loaded": {"type": "boolean"},
                         "model_version": {"type": "string"}, "device": {"type": "string"},
-                        "database": {"type": "boolean"}}}}}},
-                              "503": {"description": "Not ready"}}}},
+                        "database": {"type": "boolean"}, "database_writable": {"type": "boolean"},
+                        "database_free_mb": {"type": "integer", "nullable": True},
+                        "storage_writable": {"type": "boolean"},
+                        "storage_free_mb": {"type": "integer", "nullable": True},
+                        "problems": {"type": "array", "items": {"type": "string"}}}}}}},
+                              "503": {"description": "Not ready: `problems` says why"}}}},
             "/api/info": {"get": {
                 "summary": "Classes, thresholds and model card summary", "operationId": "info",
                 "responses": {"200": {"description": "OK", "content": {"application/json": {

@@ -7,6 +7,7 @@ names made here, inside the upload folder; names from users are never used as pa
 import os
 import re
 import secrets
+import shutil
 from pathlib import Path
 
 import cv2
@@ -50,6 +51,24 @@ def write_new_file(folder: str | Path, data: bytes, extension: str) -> str:
     finally:
         temporary.unlink(missing_ok=True)
     return name
+
+
+def writable(folder: str | Path, probe_bytes: int = 65536) -> tuple[bool, int | None]:
+    """(can a file be written, synced and removed in `folder`, free megabytes there): what a
+    health check needs to know of a full or read-only disk. Leaves nothing behind."""
+    folder = Path(folder)
+    probe = folder / f".health-probe-{secrets.token_hex(8)}"
+    try:
+        free_mb = shutil.disk_usage(folder).free // (1024 * 1024)
+        with open(probe, "wb") as handle:
+            handle.write(b"\0" * probe_bytes)
+            handle.flush()
+            os.fsync(handle.fileno())
+        return True, free_mb
+    except OSError:
+        return False, None
+    finally:
+        probe.unlink(missing_ok=True)
 
 
 def stored_path(folder: str | Path, name: str) -> Path:

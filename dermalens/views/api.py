@@ -6,11 +6,12 @@ sending credentials with a forged request.
 """
 
 from functools import wraps
+from pathlib import Path
 
 from flask import Blueprint, current_app, g, jsonify, request, url_for
 from sqlalchemy import text
 
-from dermalens import analysis_service, outcomes, report_service, tokens
+from dermalens import analysis_service, outcomes, report_service, storage, tokens
 from dermalens.extensions import config_limit, csrf, db, limiter
 from dermalens.lesions import CLASS_GROUPS, CLASS_NAMES, CLASSES, MALIGNANT_CLASSES
 from dermalens.openapi import openapi_document
@@ -83,6 +84,8 @@ def analysis_json(analysis: Analysis) -> dict:
 
 @bp.get("/health")
 def health():
+    """ok (200) only if the model is loaded, the database answers and both the database's and the
+    uploads' disks take a write; else degraded (503) with `problems` saying what is wrong."""
     classifier = current_app.extensions.get("classifier")
     try:
         db.session.execute(text("SELECT 1"))
@@ -90,11 +93,25 @@ def health():
     except Exception:  # noqa: BLE001 - any failure means "not reachable"; details stay in the log
         current_app.logger.exception("database health check failed")
         database = False
-    body = {"status": "ok" if classifier and database else "degraded",
+    storage_writable, storage_free_mb = storage.writable(upload_folder())
+    database_file = db.engine.url.database if db.engine.dialect.name == "sqlite" else None
+    database_writable, database_free_mb = (storage.writable(Path(database_file).parent)
+                                           if database_file else (database, None))
+    problems = [message for failed, message in (
+        (classifier is None, "The model is not loaded."),
+        (not database, "The database does not answer."),
+        (not database_writable, "The database's disk cannot be written (full or read-only): "
+                                "nothing can be saved, signed in or audited."),
+        (not storage_writable, "The uploads folder cannot be written (disk full or read-only): "
+                               "no analysis can be stored or deleted."),
+    ) if failed]
+    body = {"status": "degraded" if problems else "ok", "problems": problems,
             "model_loaded": classifier is not None,
             "model_version": classifier.info.version if classifier else None,
-            "device": getattr(classifier, "device", "CPU"), "database": database}
-    return jsonify(body), 200 if body["status"] == "ok" else 503
+            "device": getattr(classifier, "device", "CPU"), "database": database,
+            "database_writable": database_writable, "database_free_mb": database_free_mb,
+            "storage_writable": storage_writable, "storage_free_mb": storage_free_mb}
+    return jsonify(body), 503 if problems else 200
 
 
 @bp.get("/info")

@@ -1,7 +1,10 @@
 """Error pages in the site's design (JSON for the API), never a stack trace."""
 
+import errno
+
 from flask import Flask, Response, jsonify, make_response, render_template, request
 from flask_wtf.csrf import CSRFError
+from sqlalchemy.exc import OperationalError
 from werkzeug.exceptions import HTTPException, InternalServerError
 
 from dermalens import storage
@@ -14,6 +17,19 @@ MESSAGES = {
     429: "Too many attempts in a short time. Please wait a minute and try again.",
     500: "Something went wrong on our side. Nothing was saved; please try again.",
 }
+
+
+DISK_PROBLEM = ("The server cannot save anything just now: its disk is full or read-only. Nothing "
+                "was changed. Please tell the operator (GET /api/health says what is wrong).")
+_FULL_OR_READ_ONLY_ERRNOS = {errno.ENOSPC, errno.EROFS, errno.EDQUOT}
+
+
+def is_full_or_read_only(error: Exception) -> bool:
+    """True for the errors of a full or read-only disk, from the database or the file system."""
+    if isinstance(error, OperationalError):
+        message = str(error.orig).lower()
+        return "disk is full" in message or "readonly database" in message or "disk i/o error" in message
+    return isinstance(error, OSError) and error.errno in _FULL_OR_READ_ONLY_ERRNOS
 
 
 def wants_json() -> bool:
@@ -49,6 +65,14 @@ def register(app: Flask) -> None:
     def handle_file_gone(error: storage.FileGone):
         # The analysis was deleted while this request was reading it.
         return render_error(404)
+
+    @app.errorhandler(OperationalError)
+    @app.errorhandler(OSError)
+    def handle_storage_error(error: Exception):
+        if not is_full_or_read_only(error):
+            return handle_unexpected_error(error)
+        app.logger.error("Cannot write on %s %s: %s", request.method, request.path, error)
+        return render_error(503, DISK_PROBLEM)
 
     @app.errorhandler(Exception)
     def handle_unexpected_error(error: Exception):

@@ -210,8 +210,11 @@ def test_create_token_command_prints_only_the_token(app, runner, auth):
 
 def test_health_and_info(client):
     health = client.get("/api/health").json
-    assert health == {"status": "ok", "model_loaded": True, "model_version": "0.0-test",
-                      "device": "CPU", "database": True}
+    assert {key: health[key] for key in ("status", "problems", "model_loaded", "model_version", "device",
+                                         "database", "database_writable", "storage_writable")} == {
+        "status": "ok", "problems": [], "model_loaded": True, "model_version": "0.0-test",
+        "device": "CPU", "database": True, "database_writable": True, "storage_writable": True}
+    assert health["storage_free_mb"] > 0 and health["database_free_mb"] > 0
     info = client.get("/api/info").json
     assert [c["code"] for c in info["classes"]] == list(CLASSES)
     assert info["thresholds"] and info["input_size"] == 32

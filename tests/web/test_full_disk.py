@@ -1,0 +1,67 @@
+"""A full or read-only disk: health says so, and every failing request says what is wrong."""
+
+import errno
+import sqlite3
+
+import pytest
+from sqlalchemy.exc import OperationalError
+
+from dermalens import storage
+from dermalens.extensions import db
+from tests.helpers import Auth, row_count, stored_files, upload
+from tests.images import benign_jpeg
+
+
+def full_disk_error(*args, **kwargs):
+    raise OSError(errno.ENOSPC, "No space left on device")
+
+
+@pytest.mark.parametrize("which", ["uploads", "database"])
+def test_health_reports_a_disk_that_cannot_be_written(app, client, monkeypatch, which):
+    uploads = app.config["UPLOAD_FOLDER"]
+    real = storage.writable
+
+    def probe(folder, *args):
+        is_uploads = str(folder) == uploads
+        return (False, None) if is_uploads == (which == "uploads") else real(folder, *args)
+    monkeypatch.setattr(storage, "writable", probe)
+    response = client.get("/api/health")
+    assert response.status_code == 503 and response.json["status"] == "degraded"
+    key = "storage_writable" if which == "uploads" else "database_writable"
+    assert response.json[key] is False
+    assert any("cannot be written" in problem for problem in response.json["problems"])
+
+
+def test_health_probe_leaves_no_file(app, client):
+    assert client.get("/api/health").status_code == 200
+    assert stored_files(app) == []
+
+
+def test_an_upload_onto_a_full_disk_says_so_and_stores_nothing(app, logged_in, monkeypatch):
+    monkeypatch.setattr(storage.os, "fsync", full_disk_error)
+    response = upload(logged_in, benign_jpeg())
+    assert response.status_code == 503 and b"disk is full" in response.data
+    assert row_count(app) == 0 and stored_files(app) == []
+
+
+def test_a_sign_in_with_a_full_database_says_so(app, client, monkeypatch):
+    Auth(client).register()
+    Auth(client).logout()
+
+    def full_database(*args, **kwargs):
+        raise OperationalError("INSERT", {}, sqlite3.OperationalError("database or disk is full"))
+    with app.app_context():
+        monkeypatch.setattr(db.session, "commit", full_database)
+        response = Auth(client).login()
+        monkeypatch.undo()
+    assert response.status_code == 503 and b"disk is full or read-only" in response.data
+
+
+def test_other_database_errors_stay_plain_500s(app, client, monkeypatch):
+    def broken(*args, **kwargs):
+        raise OperationalError("SELECT", {}, sqlite3.OperationalError("no such table: users"))
+    with app.app_context():
+        monkeypatch.setattr(db.session, "scalar", broken)
+        response = Auth(client).login()
+        monkeypatch.undo()
+    assert response.status_code == 500 and b"disk" not in response.data
