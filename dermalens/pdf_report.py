@@ -1,12 +1,15 @@
 """Printable PDF report of one analysis (ReportLab), built from plain data.
 
-Every dynamic value passes through `escape` before it reaches a Paragraph: ReportLab parses a
-small markup language, and an unescaped patient note could otherwise inject tags (including
-<img src=...>, which would make ReportLab fetch a URL).
+Every dynamic value passes through `printable` before it reaches a Paragraph: it escapes the
+text, as ReportLab parses a small markup language and an unescaped patient note could otherwise
+inject tags (including <img src=...>, which would make ReportLab fetch a URL), and it sets runs
+of characters the main font lacks (Chinese, Japanese, Korean) in a fallback font. The fonts
+are embedded (dermalens/fonts, licences there), so any name prints as itself, never as boxes.
 """
 
 import io
 from dataclasses import dataclass
+from pathlib import Path
 # Only output escaping is used from this module; no XML is ever parsed (bandit B406).
 from xml.sax.saxutils import escape  # nosec B406
 
@@ -14,10 +17,46 @@ from reportlab.lib import colors
 from reportlab.lib.pagesizes import A4, LETTER
 from reportlab.lib.styles import ParagraphStyle, getSampleStyleSheet
 from reportlab.lib.units import mm
+from reportlab.pdfbase import pdfmetrics
+from reportlab.pdfbase.ttfonts import TTFont
 from reportlab.platypus import (Flowable, Image, KeepTogether, Paragraph, SimpleDocTemplate, Spacer,
                                 Table, TableStyle)
 
 from dermalens.lesions import MODEL_LIMITS
+
+FONTS = Path(__file__).parent / "fonts"
+FONT, BOLD_FONT = "DejaVuSansCondensed", "DejaVuSansCondensed-Bold"
+# For characters the main font lacks, in order: Chinese and Japanese, then Korean (Hangul).
+FALLBACK_FONTS = ("DroidSansFallback", "NanumGothicCoding")
+for _name, _file in ((FONT, "DejaVuSansCondensed.ttf"), (BOLD_FONT, "DejaVuSansCondensed-Bold.ttf"),
+                     ("DroidSansFallback", "DroidSansFallbackFull.ttf"),
+                     ("NanumGothicCoding", "NanumGothicCoding.ttf")):
+    pdfmetrics.registerFont(TTFont(_name, FONTS / _file))
+# <b> in a paragraph picks the family's bold face.
+pdfmetrics.registerFontFamily(FONT, normal=FONT, bold=BOLD_FONT, italic=FONT, boldItalic=BOLD_FONT)
+_GLYPHS = {name: frozenset(pdfmetrics.getFont(name).face.charToGlyph) for name in (FONT, *FALLBACK_FONTS)}
+
+
+def _font_for(character: str) -> str:
+    """The first font with a glyph for `character`; the main font if none has one."""
+    if character.isspace():
+        return FONT
+    return next((name for name in (FONT, *FALLBACK_FONTS) if ord(character) in _GLYPHS[name]), FONT)
+
+
+def printable(text: str) -> str:
+    """Paragraph markup printing `text` exactly: escaped, and runs of characters the main font
+    has no glyph for set in the first fallback font that has them."""
+    runs: list[tuple[str, str]] = []
+    for character in text:
+        font = _font_for(character)
+        if runs and runs[-1][0] == font:
+            runs[-1] = (font, runs[-1][1] + character)
+        else:
+            runs.append((font, character))
+    return "".join(escape(run) if font == FONT else f'<font name="{font}">{escape(run)}</font>'
+                   for font, run in runs)
+
 
 PAPER_SIZES = {"a4": A4, "letter": LETTER}
 SERVICE_NAME = "DermaLens"
@@ -81,7 +120,7 @@ def build_report(data: ReportData, paper: str = "a4") -> bytes:
     width = page_size[0] - 32 * mm
     story = [
         Paragraph(f"{SERVICE_NAME} - lesion analysis report", styles["title"]),
-        Paragraph(escape(INTENDED_USE), styles["warning"]),
+        Paragraph(printable(INTENDED_USE), styles["warning"]),
         Spacer(1, WARNING_GAP),
         _table([
             ["Patient reference", data.patient_ref, "Lesion reference", data.lesion_ref],
@@ -91,7 +130,7 @@ def build_report(data: ReportData, paper: str = "a4") -> bytes:
         ], styles, width),
         Spacer(1, 2 * mm),
         _images(data, width),
-        Paragraph(escape(HEATMAP_NOTE), styles["small"]),
+        Paragraph(printable(HEATMAP_NOTE), styles["small"]),
         Spacer(1, 2 * mm),
         Paragraph("Result", styles["heading"]),
     ]
@@ -117,13 +156,13 @@ def build_report(data: ReportData, paper: str = "a4") -> bytes:
                             styles, width, label_columns=()))
     if data.note:
         story += [Spacer(1, 2 * mm), Paragraph("Note", styles["subheading"]),
-                  Paragraph(escape(data.note).replace("\n", "<br/>"), styles["body"])]
+                  Paragraph(printable(data.note).replace("\n", "<br/>"), styles["body"])]
     story += [
         Spacer(1, 2 * mm),
         Paragraph("Model", styles["subheading"]),
-        Paragraph(escape(f"{data.model_name} version {data.model_version}; weights SHA-256 "
+        Paragraph(printable(f"{data.model_name} version {data.model_version}; weights SHA-256 "
                          f"{data.model_sha256}"), styles["small"]),
-        Paragraph(escape(MODEL_LIMITS), styles["small"]),
+        Paragraph(printable(MODEL_LIMITS), styles["small"]),
         Spacer(1, 2 * mm),
         _assessment(styles, width),
     ]
@@ -184,19 +223,19 @@ def build_comparison_report(data: ComparisonReportData, paper: str = "a4") -> by
     ], styles, width, label_columns=(0,), column_widths=[label_width] + [column] * len(analyses))
     story = [
         Paragraph(f"{SERVICE_NAME} - comparison of lesion analyses", styles["title"]),
-        Paragraph(escape(INTENDED_USE), styles["warning"]),
+        Paragraph(printable(INTENDED_USE), styles["warning"]),
         Spacer(1, WARNING_GAP),
-        Paragraph(escape(f"Clinician: {data.clinician}. Printed {data.printed_at} (UTC). "
+        Paragraph(printable(f"Clinician: {data.clinician}. Printed {data.printed_at} (UTC). "
                          f"{len(data.analyses)} analyses, oldest first."), styles["small"]),
         Spacer(1, 2 * mm),
-        Paragraph(escape(data.summary), styles["body"]),
+        Paragraph(printable(data.summary), styles["body"]),
     ]
     if data.cautions:
         story += [Spacer(1, 2 * mm),
-                  Paragraph("<br/>".join(escape(caution) for caution in data.cautions), styles["warning"]),
+                  Paragraph("<br/>".join(printable(caution) for caution in data.cautions), styles["warning"]),
                   Spacer(1, WARNING_GAP)]
-    story += [Paragraph(escape(data.standing_caution), styles["small"]), Spacer(1, 2 * mm), table,
-              Spacer(1, 2 * mm), Paragraph(escape(MODEL_LIMITS), styles["small"]),
+    story += [Paragraph(printable(data.standing_caution), styles["small"]), Spacer(1, 2 * mm), table,
+              Spacer(1, 2 * mm), Paragraph(printable(MODEL_LIMITS), styles["small"]),
               Spacer(1, 2 * mm), _assessment(styles, width)]
     return _build(story, page_size, f"{SERVICE_NAME} comparison of {len(data.analyses)} analyses")
 
@@ -227,14 +266,16 @@ def _scaled(jpeg: bytes, size: tuple[int, int], max_width: float, max_height: fl
 def _styles() -> dict:
     base = getSampleStyleSheet()
     return {
-        "title": ParagraphStyle("title", parent=base["Title"], fontSize=16, spaceAfter=4),
-        "heading": ParagraphStyle("heading", parent=base["Heading2"], fontSize=13, spaceAfter=2),
-        "subheading": ParagraphStyle("subheading", parent=base["Heading3"], fontSize=11, spaceAfter=2),
-        "body": ParagraphStyle("body", parent=base["BodyText"], fontSize=9.5, leading=12),
-        "cell": ParagraphStyle("cell", parent=base["BodyText"], fontSize=9, leading=11),
-        "small": ParagraphStyle("small", parent=base["BodyText"], fontSize=8, leading=10,
+        "title": ParagraphStyle("title", parent=base["Title"], fontName=BOLD_FONT, fontSize=16, spaceAfter=4),
+        "heading": ParagraphStyle("heading", parent=base["Heading2"], fontName=BOLD_FONT, fontSize=13,
+                                  spaceAfter=2),
+        "subheading": ParagraphStyle("subheading", parent=base["Heading3"], fontName=BOLD_FONT,
+                                     fontSize=11, spaceAfter=2),
+        "body": ParagraphStyle("body", parent=base["BodyText"], fontName=FONT, fontSize=9.5, leading=12),
+        "cell": ParagraphStyle("cell", parent=base["BodyText"], fontName=FONT, fontSize=9, leading=11),
+        "small": ParagraphStyle("small", parent=base["BodyText"], fontName=FONT, fontSize=8, leading=10,
                                 textColor=colors.HexColor("#333333")),
-        "warning": ParagraphStyle("warning", parent=base["BodyText"], fontSize=9, leading=11.5,
+        "warning": ParagraphStyle("warning", parent=base["BodyText"], fontName=FONT, fontSize=8.5, leading=11,
                                   backColor=colors.HexColor("#fff4e5"), borderPadding=4,
                                   borderColor=colors.HexColor("#b35c00"), borderWidth=0.6),
     }
@@ -242,7 +283,7 @@ def _styles() -> dict:
 
 def _sentences(reasons: list[str]) -> str:
     # The reasons are sentences (gate.REASONS); end each with one full stop.
-    return " ".join(escape(reason.rstrip(". ")) + "." for reason in reasons)
+    return " ".join(printable(reason.rstrip(". ")) + "." for reason in reasons)
 
 
 def _flags(analysis: PrintedAnalysis) -> str:
@@ -254,14 +295,14 @@ def _flags(analysis: PrintedAnalysis) -> str:
     if analysis.uncertainty_reasons:
         lines.append(f"<b>UNCERTAIN</b> - {_sentences(analysis.uncertainty_reasons)} The recommendation "
                      "still follows the malignant and melanoma probabilities.")
-    lines += [f"<b>NOTE</b> - {escape(notice)}" for notice in analysis.notices]
+    lines += [f"<b>NOTE</b> - {printable(notice)}" for notice in analysis.notices]
     return "<br/>".join(lines)
 
 
 def _table(rows, styles, width, label_columns=(0, 2), row_height=None, column_widths=None) -> Table:
     """A grid with shaded label columns. Values are printed as escaped text, except flowables
     (images, paragraphs), which are placed as they are. Equal columns unless `column_widths`."""
-    cells = [[value if isinstance(value, Flowable) else Paragraph(escape(str(value)), styles["cell"])
+    cells = [[value if isinstance(value, Flowable) else Paragraph(printable(str(value)), styles["cell"])
               for value in row] for row in rows]
     columns = len(rows[0])
     table = Table(cells, colWidths=column_widths or [width / columns] * columns,
@@ -276,17 +317,18 @@ def _table(rows, styles, width, label_columns=(0, 2), row_height=None, column_wi
 
 def _images(data: ReportData, width) -> Table:
     box = (width - 6 * mm) / 2
-    # At most 45 mm tall, so that a typical report (a short note) stays on one A4 sheet.
-    table = Table([[_scaled(data.image_jpeg, data.image_size, box, 45 * mm),
-                    _scaled(data.heatmap_jpeg, data.image_size, box, 45 * mm)],
+    # At most 42 mm tall, so that a typical report (a short note) stays on one A4 sheet.
+    table = Table([[_scaled(data.image_jpeg, data.image_size, box, 42 * mm),
+                    _scaled(data.heatmap_jpeg, data.image_size, box, 42 * mm)],
                    ["Image as analysed", "Grad-CAM heatmap overlay"]], colWidths=[box + 3 * mm] * 2)
-    table.setStyle(TableStyle([("ALIGN", (0, 0), (-1, -1), "CENTER"), ("FONTSIZE", (0, 1), (-1, 1), 8)]))
+    table.setStyle(TableStyle([("ALIGN", (0, 0), (-1, -1), "CENTER"), ("FONTNAME", (0, 1), (-1, 1), FONT),
+                               ("FONTSIZE", (0, 1), (-1, 1), 8)]))
     return table
 
 
 def _footer(canvas, document) -> None:
     canvas.saveState()
-    canvas.setFont("Helvetica", 7.5)
+    canvas.setFont(FONT, 7.5)
     canvas.drawString(16 * mm, 8 * mm, f"{SERVICE_NAME} - decision support, not a diagnosis. "
                                        f"Page {document.page}")
     canvas.restoreState()

@@ -41,6 +41,38 @@ def test_markup_in_text_fields_is_printed_literally(logged_in):
     assert "a < b & c" in text and "<b>PT</b>" in text
 
 
+NAMES = "Ωμέγα-Иван-漢字-Łukasz 김민준 Ирина/Ирена"
+
+
+def embedded_fonts(data: bytes) -> set[str]:
+    """Base names of the fonts embedded (with their glyph data) in a PDF."""
+    names = set()
+    for page in PdfReader(io.BytesIO(data)).pages:
+        for font in page["/Resources"]["/Font"].values():
+            font = font.get_object()
+            descendants = font.get("/DescendantFonts") or [font]
+            for descendant in descendants:
+                descriptor = descendant.get_object().get("/FontDescriptor")
+                if descriptor and "/FontFile2" in descriptor.get_object():
+                    names.add(str(font["/BaseFont"]).split("+")[-1])
+    return names
+
+
+def test_names_and_notes_in_any_script_print_as_themselves(logged_in):
+    response = upload(logged_in, lesion_jpeg(), patient_ref="Ωμέγα-Иван-漢字-Łukasz", note=NAMES)
+    data = logged_in.get(response.headers["Location"] + "/report.pdf").data
+    text = pdf_text(data)
+    assert "Ωμέγα-Иван-漢字-Łukasz" in text and "김민준" in text and "Ирина/Ирена" in text
+    assert {"DejaVuSansCondensed", "DejaVuSansCondensed-Bold", "DroidSansFallback",
+            "NanumGothicCoding"} <= embedded_fonts(data)
+
+
+def test_printable_sets_only_what_the_main_font_lacks_in_a_fallback():
+    assert pdf_report.printable("Иван <b>") == "Иван &lt;b&gt;"
+    assert pdf_report.printable("a 漢字 b 김") == ('a <font name="DroidSansFallback">漢字</font> b '
+                                                 '<font name="NanumGothicCoding">김</font>')
+
+
 def report_data(**changes) -> pdf_report.ReportData:
     """A complete report for a 600x450 upload with a short note; `changes` override fields."""
     fields = dict(
