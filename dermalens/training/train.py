@@ -81,9 +81,9 @@ def parse_args(argv=None):
                         help="keep an exponential moving average of the weights with this momentum "
                              "per step (e.g. 0.997) and validate, keep and ship the average; 0 = off")
     parser.add_argument("--mixed-precision", action="store_true",
-                        help="compute in bfloat16 with float32 weights (needs AVX512-BF16 or a "
-                             "recent GPU; here the network runs 1.5x faster, a whole epoch with "
-                             "its augmentation about 1.15x); the shipped model is float32")
+                        help="compute in bfloat16 with float32 weights: faster only with "
+                             "AVX512-BF16, AMX or a recent GPU (elsewhere emulated, several times "
+                             "slower; train warns); the shipped model is float32")
     parser.add_argument("--colour-shift", type=float, default=0.0,
                         help="re-render half the training images as another dermoscope or camera "
                              "might: per-channel gains and an exposure gain in 1 +- S, a tone curve "
@@ -278,6 +278,9 @@ def main(argv=None) -> int:
 
     precision = keras.mixed_precision.global_policy()
     if args.mixed_precision:
+        if not bfloat16_is_native():
+            print("warning: --mixed-precision on a CPU without AVX512-BF16 or AMX and no GPU: "
+                  "bfloat16 is emulated here, several times slower than float32", flush=True)
         keras.mixed_precision.set_global_policy("mixed_bfloat16")
     try:
         model, state = fit(args, work_dir, rows, split, canvas, widths)
@@ -287,6 +290,20 @@ def main(argv=None) -> int:
     train_rows = [row for row in rows if split[row["image_id"]] == "train"]
     finish(args, model, work_dir, state, widths, train_rows, len(rows) - len(train_rows))
     return 0
+
+
+def bfloat16_is_native() -> bool:
+    """True with a GPU, or a CPU that computes bfloat16 itself (AVX512-BF16 or AMX); elsewhere
+    TensorFlow emulates it, several times slower than float32."""
+    import tensorflow as tf
+
+    if tf.config.list_physical_devices("GPU"):
+        return True
+    try:
+        flags = Path("/proc/cpuinfo").read_text().split()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
 def fit(args, work_dir, rows, split, canvas, widths):
