@@ -2,7 +2,6 @@
 beyond it are brought back to its edge, never by more than MAX_COLOUR_GAIN per channel."""
 
 import ast
-from pathlib import Path
 
 import numpy as np
 import pytest

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from dermalens import analysis_service, storage
-from tests.helpers import row_count, stored_files, upload
+from tests.helpers import row_count, stored_files
 from tests.images import benign_jpeg
 
 

@@ -3,7 +3,6 @@ answer that stands, on screen, in the PDF, in the API and in the history's compa
 
 import io
 import sqlite3
-from pathlib import Path
 
 import numpy as np
 import pytest
