@@ -208,6 +208,7 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path("bench-results"))
     args = parser.parse_args(argv)
+    os.environ.setdefault("DERMALENS_ENV", "development")  # throw-away instances, as make bench
     bomb = scan_bomb()
     results = {"scan_bomb_in_process": unrefused_decode_seconds(bomb), "attacks": []}
     print("scan bomb in process:", results["scan_bomb_in_process"], flush=True)

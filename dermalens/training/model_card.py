@@ -2,12 +2,14 @@
 
     python -m dermalens.training.model_card --model-card models/NAME.json \
         [--out-of-scope RESULT.json] [--size-and-crop "DESCRIPTION=OUT/metrics.json" ...]
+        [--other-device "DESCRIPTION=OUT/metrics.json" ...]
 
 The text comes from the template `model_card.md.j2` beside this module, fed only by the card's
 JSON, so the two never disagree and no figure is typed into code. With --out-of-scope (the
 out_of_scope.json written by `dermalens.evaluate --out-of-scope`), the figures are also stored in
 the JSON card; likewise each --size-and-crop (the metrics.json of a labelled `dermalens.evaluate`
-run on resized or re-cropped copies of the validation images).
+run on resized or re-cropped copies of the validation images) and each --other-device (one on
+another clinic's images, such as PH2, or copies of them).
 """
 
 import argparse
@@ -52,18 +54,34 @@ def size_and_crop_row(description: str, figures: dict) -> dict:
             "indeterminate_rate": figures["indeterminate_rate"]}
 
 
+def other_device_row(description: str, figures: dict) -> dict:
+    """One row of the "other clinics and dermoscopes" table from an evaluate metrics.json."""
+    return {"description": description, "n": figures["n"],
+            "balanced_accuracy": figures["balanced_accuracy"], "auc_melanoma": figures["auc_melanoma"],
+            "ece": figures["ece"], "indeterminate_rate": figures["indeterminate_rate"],
+            "uncertain_rate": figures["uncertain_rate"]}
+
+
+def _pairs(parser, option: str, items: list[str]) -> list[tuple[str, Path]]:
+    pairs = [item.rpartition("=") for item in items]
+    if any(not description or not path for description, _, path in pairs):
+        parser.error(f"{option} takes DESCRIPTION=METRICS_JSON")
+    return [(description, Path(path)) for description, _, path in pairs]
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--model-card", required=True, type=Path)
     parser.add_argument("--out-of-scope", type=Path)
     parser.add_argument("--size-and-crop", action="append", default=[], metavar="DESCRIPTION=METRICS_JSON",
                         help="figures of the validation images at another size, crop or colour (repeatable)")
+    parser.add_argument("--other-device", action="append", default=[], metavar="DESCRIPTION=METRICS_JSON",
+                        help="figures of another clinic's images (e.g. PH2) or copies of them (repeatable)")
     args = parser.parse_args(argv)
-    pairs = [item.rpartition("=") for item in args.size_and_crop]
-    if any(not description or not path for description, _, path in pairs):
-        parser.error("--size-and-crop takes DESCRIPTION=METRICS_JSON")
+    pairs = _pairs(parser, "--size-and-crop", args.size_and_crop)
+    devices = _pairs(parser, "--other-device", args.other_device)
     inputs = [args.model_card, *([args.out_of_scope] if args.out_of_scope else []),
-              *(Path(path) for _, _, path in pairs)]
+              *(path for _, path in pairs + devices)]
     unreadable = [str(path) for path in inputs if not path.is_file()]
     if unreadable:
         parser.error(f"no such file: {', '.join(unreadable)}")
@@ -71,9 +89,12 @@ def main(argv=None) -> int:
     if args.out_of_scope:
         card["out_of_scope"] = json.loads(args.out_of_scope.read_text())
     if pairs:
-        card["size_and_crop"] = [size_and_crop_row(description, json.loads(Path(path).read_text()))
-                                 for description, _, path in pairs]
-    if args.out_of_scope or args.size_and_crop:
+        card["size_and_crop"] = [size_and_crop_row(description, json.loads(path.read_text()))
+                                 for description, path in pairs]
+    if devices:
+        card["other_devices"] = [other_device_row(description, json.loads(path.read_text()))
+                                 for description, path in devices]
+    if args.out_of_scope or pairs or devices:
         args.model_card.write_text(json.dumps(card, indent=2) + "\n")
     readme = args.model_card.parent / "README.md"
     readme.write_text(render(card))
