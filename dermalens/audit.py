@@ -71,11 +71,14 @@ def add(session: Session, action: str, user=None, username: str | None = None,
                                           for name, value in fields.items()), link)))
 
 
+# What an event's chain hash covers, in this order: every column but the id and the hash.
+CHAINED_FIELDS = ("created_at", "user_id", "username", "action", "record_id", "remote_address", "detail")
+
+
 def canonical_fields(fields: dict) -> str:
-    """The text an event's chain hash covers: every field but the id, in a fixed order."""
-    return json.dumps([fields["created_at"].isoformat(), fields["user_id"], fields["username"],
-                       fields["action"], fields["record_id"], fields["remote_address"],
-                       fields["detail"]], ensure_ascii=False)
+    """The text an event's chain hash covers: its CHAINED_FIELDS as a JSON list."""
+    return json.dumps([fields["created_at"].isoformat(), *(fields[name] for name in CHAINED_FIELDS[1:])],
+                      ensure_ascii=False)
 
 
 def verify_chain(session: Session) -> tuple[int, int | None, str | None]:
@@ -87,8 +90,7 @@ def verify_chain(session: Session) -> tuple[int, int | None, str | None]:
         if event.chain_hash is None and not started:
             continue  # written before this release chained the trail
         started = True
-        fields = {column: getattr(event, column) for column in (
-            "created_at", "user_id", "username", "action", "record_id", "remote_address", "detail")}
+        fields = {name: getattr(event, name) for name in CHAINED_FIELDS}
         if event.chain_hash != chain_hash(previous, canonical_fields(fields)):
             return checked, event.id, previous
         previous, checked = event.chain_hash, checked + 1

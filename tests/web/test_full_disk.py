@@ -16,6 +16,13 @@ def full_disk_error(*args, **kwargs):
     raise OSError(errno.ENOSPC, "No space left on device")
 
 
+def sqlite_error(statement: str, message: str):
+    """A stand-in for a session method that fails as SQLite does with `message`."""
+    def fail(*args, **kwargs):
+        raise OperationalError(statement, {}, sqlite3.OperationalError(message))
+    return fail
+
+
 @pytest.mark.parametrize("which", ["uploads", "database"])
 def test_health_reports_a_disk_that_cannot_be_written(app, client, monkeypatch, which):
     uploads = app.config["UPLOAD_FOLDER"]
@@ -47,21 +54,16 @@ def test_an_upload_onto_a_full_disk_says_so_and_stores_nothing(app, logged_in, m
 def test_a_sign_in_with_a_full_database_says_so(app, client, monkeypatch):
     Auth(client).register()
     Auth(client).logout()
-
-    def full_database(*args, **kwargs):
-        raise OperationalError("INSERT", {}, sqlite3.OperationalError("database or disk is full"))
     with app.app_context():
-        monkeypatch.setattr(db.session, "commit", full_database)
+        monkeypatch.setattr(db.session, "commit", sqlite_error("INSERT", "database or disk is full"))
         response = Auth(client).login()
         monkeypatch.undo()
     assert response.status_code == 503 and b"disk is full or read-only" in response.data
 
 
 def test_other_database_errors_stay_plain_500s(app, client, monkeypatch):
-    def broken(*args, **kwargs):
-        raise OperationalError("SELECT", {}, sqlite3.OperationalError("no such table: users"))
     with app.app_context():
-        monkeypatch.setattr(db.session, "scalar", broken)
+        monkeypatch.setattr(db.session, "scalar", sqlite_error("SELECT", "no such table: users"))
         response = Auth(client).login()
         monkeypatch.undo()
     assert response.status_code == 500 and b"disk" not in response.data
