@@ -13,12 +13,12 @@ import json
 import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, timedelta, timezone, tzinfo
 
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
-from dermalens import audit, explanation, preprocessing, storage, timing
+from dermalens import audit, clock, explanation, preprocessing, storage, timing
 from dermalens.assessment import assess_image, decode_for_analysis
 from dermalens.inference import Classifier
 from dermalens.lesions import BODY_SITES, CLASSES, MAX_AGE, MIN_AGE, SEXES
@@ -216,6 +216,11 @@ def other_analyses_of_lesion(session: Session, analysis: Analysis,
     return list(session.scalars(query))
 
 
+def _starts_ignoring_case(column, prefix: str):
+    escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return column.ilike(f"{escaped}%", escape="\\")
+
+
 def _same_ignoring_case(column, value: str):
     # Both sides through the database's lower(): SQLite folds ASCII only, and Python's lower()
     # on one side alone would make "MÜLLER" differ from itself.
@@ -229,9 +234,10 @@ class Comparison:
     analyses: list[Analysis]
     # Cautions, as sentences: different patients or lesions, different model versions.
     cautions: list[str]
-    # Change in malignant probability from the first to the last, in percentage points; None
-    # when either image was declined (its probabilities are not a result).
-    malignant_change: float | None
+    # Change in malignant probability from the first to the last, in whole percentage points
+    # between the percentages as shown; None when either image was declined (its probabilities
+    # are not a result) or the references say they are not one lesion.
+    malignant_change: int | None
     # That change (or why there is none) and the risk categories first and last, in one sentence.
     summary: str
 
@@ -242,10 +248,19 @@ COMPARISON_CAUTION = ("A change in the model's probability is not a measurement 
                       "same dermoscope and settings.")
 
 
-def compare(analyses: list[Analysis]) -> Comparison:
+def shown_percent(probability: float) -> int:
+    """A probability as the whole percentage every screen and report shows."""
+    return round(100 * probability)
+
+
+def compare(analyses: list[Analysis], clinic_zone: tzinfo = timezone.utc) -> Comparison:
     """What the comparison page shows for these analyses (oldest first, as `get_owned_analyses`
-    returns them)."""
-    cautions = []
+    returns them); times in the summary are in `clinic_zone`.
+
+    A change is described only between two analyses that may show one lesion: none when their
+    patient or lesion references differ.
+    """
+    cautions, different = [], []
     for field, noun in (("patient_ref", "patient"), ("lesion_ref", "lesion")):
         references = [(getattr(analysis, field) or "").lower() for analysis in analyses]
         if "" in references:
@@ -253,21 +268,27 @@ def compare(analyses: list[Analysis]) -> Comparison:
                             f"same {noun}.")
         elif len(set(references)) > 1:
             cautions.append(f"These analyses have different {noun} references.")
+            different.append(noun)
     versions = sorted({analysis.model_version for analysis in analyses})
     if len(versions) > 1:
         cautions.append(f"Made by different model versions ({', '.join(versions)}): a difference "
                         "may come from the model rather than the lesion.")
     first, last = analyses[0], analyses[-1]
+    if different:
+        return Comparison(analyses, cautions, None, f"These analyses are of different "
+                          f"{' and '.join(noun + 's' for noun in different)}, so no change is "
+                          "described: a change means something only between images of one lesion.")
     if first.declined or last.declined:
         return Comparison(analyses, cautions, None, "The image of the first or the last analysis "
                           "could not be assessed, so no change in probability is given.")
-    malignant_change = 100 * (last.malignant_probability - first.malignant_probability)
+    first_percent, last_percent = shown_percent(first.malignant_probability), shown_percent(last.malignant_probability)
+    malignant_change = last_percent - first_percent
     first_risk, last_risk = (RISK_CATEGORIES[a.risk_category].label for a in (first, last))
     risk = (f"the risk category stayed {first_risk}" if first_risk == last_risk
             else f"the risk category went from {first_risk} to {last_risk}")
-    summary = (f"From {first.created_at:%Y-%m-%d %H:%M} to {last.created_at:%Y-%m-%d %H:%M} (UTC), "
-               f"the malignant probability went from {first.malignant_probability:.0%} to "
-               f"{last.malignant_probability:.0%} ({malignant_change:+.0f} percentage points); {risk}.")
+    summary = (f"From {clock.display(first.created_at, clinic_zone)} to "
+               f"{clock.display(last.created_at, clinic_zone)}, the malignant probability went from "
+               f"{first_percent}% to {last_percent}% ({malignant_change:+d} percentage points); {risk}.")
     return Comparison(analyses, cautions, malignant_change, summary)
 
 
@@ -312,8 +333,11 @@ def delete_analysis(session: Session, upload_folder: str, analysis: Analysis, au
 
 @dataclass(frozen=True)
 class HistoryFilters:
+    # References match from their start, ignoring case ("PT-1" lists "PT-1" and "PT-12"), or
+    # whole with `exact_refs` (a link to one lesion's analyses: "arm" must not list "arm-2").
     patient_ref: str | None = None
     lesion_ref: str | None = None
+    exact_refs: bool = False
     risk_category: str | None = None
     date_from: date | None = None
     date_to: date | None = None
@@ -325,9 +349,10 @@ OUTCOME_FILTERS = {"with": True, "without": False}
 
 
 def parse_history_filters(args: Mapping[str, str]) -> HistoryFilters:
-    """Query-string filters -> HistoryFilters.
+    """Query-string filters -> HistoryFilters (`match=exact`: references match whole).
 
-    :raise InvalidInput: unknown risk category or outcome filter, or a date not in YYYY-MM-DD form.
+    :raise InvalidInput: unknown risk category, outcome filter or match, a date not in
+        YYYY-MM-DD form, or a from-date after the to-date.
     """
     risk = (args.get("risk") or "").strip() or None
     if risk is not None and risk not in RISK_CATEGORIES:
@@ -335,12 +360,21 @@ def parse_history_filters(args: Mapping[str, str]) -> HistoryFilters:
     outcome = (args.get("outcome") or "").strip() or None
     if outcome is not None and outcome not in OUTCOME_FILTERS:
         raise InvalidInput("The outcome filter must be 'with' or 'without'.", "outcome")
+    match = (args.get("match") or "").strip() or "prefix"
+    if match not in ("prefix", "exact"):
+        raise InvalidInput("match must be 'prefix' or 'exact'.", "match")
+    date_from = _parse_date(args.get("date_from"), "date_from")
+    date_to = _parse_date(args.get("date_to"), "date_to")
+    if date_from and date_to and date_from > date_to:
+        raise InvalidInput(f"The from date ({date_from}) is after the to date ({date_to}): no "
+                           "analysis can lie between them.", "date_from")
     return HistoryFilters(
         patient_ref=clean_text(args.get("patient_ref"), MAX_REF_LENGTH, "patient_ref"),
         lesion_ref=clean_text(args.get("lesion_ref"), MAX_REF_LENGTH, "lesion_ref"),
+        exact_refs=match == "exact",
         risk_category=risk,
-        date_from=_parse_date(args.get("date_from"), "date_from"),
-        date_to=_parse_date(args.get("date_to"), "date_to"),
+        date_from=date_from,
+        date_to=date_to,
         with_outcome=OUTCOME_FILTERS.get(outcome),
     )
 
@@ -378,30 +412,30 @@ def parse_paging(args: Mapping[str, str], default_page_size: int) -> tuple[int, 
 
 
 def list_analyses(session: Session, owner_id: int, filters: HistoryFilters, page: int,
-                  page_size: int) -> tuple[list[Analysis], int]:
+                  page_size: int, clinic_zone: tzinfo = timezone.utc) -> tuple[list[Analysis], int]:
     """One page of the owner's analyses, newest first, and the total matching count.
 
-    `page` starts at 1 and `page_size` is clamped to 1..MAX_PAGE_SIZE.
+    `page` starts at 1 and `page_size` is clamped to 1..MAX_PAGE_SIZE. The filters' dates are
+    days in `clinic_zone`, from its midnight to the next.
     """
     page_size = max(1, min(int(page_size), MAX_PAGE_SIZE))
     page = max(1, int(page))
     query = select(Analysis).where(Analysis.user_id == owner_id)
-    if filters.patient_ref:
-        escaped = filters.patient_ref.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        query = query.where(Analysis.patient_ref.ilike(f"{escaped}%", escape="\\"))
-    if filters.lesion_ref:
-        # Exact (ignoring case): "arm" must not also list "arm-2", another lesion.
-        query = query.where(_same_ignoring_case(Analysis.lesion_ref, filters.lesion_ref))
+    for column, reference in ((Analysis.patient_ref, filters.patient_ref),
+                              (Analysis.lesion_ref, filters.lesion_ref)):
+        if reference:
+            query = query.where(_same_ignoring_case(column, reference) if filters.exact_refs
+                                else _starts_ignoring_case(column, reference))
     if filters.risk_category:
         query = query.where(Analysis.risk_category == filters.risk_category)
     if filters.with_outcome is not None:
         recorded = Analysis.outcome_diagnosis.is_not(None)
         query = query.where(recorded if filters.with_outcome else ~recorded)
     if filters.date_from:
-        query = query.where(Analysis.created_at >= datetime.combine(filters.date_from, datetime.min.time()))
+        query = query.where(Analysis.created_at >= clock.start_of_day(filters.date_from, clinic_zone))
     if filters.date_to:
-        end = datetime.combine(filters.date_to + timedelta(days=1), datetime.min.time())
-        query = query.where(Analysis.created_at < end)
+        query = query.where(Analysis.created_at < clock.start_of_day(filters.date_to + timedelta(days=1),
+                                                                       clinic_zone))
     total = session.scalar(select(func.count()).select_from(query.subquery()))
     items = session.scalars(query.order_by(Analysis.created_at.desc(), Analysis.id.desc())
                             .limit(page_size).offset((page - 1) * page_size)).all()

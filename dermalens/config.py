@@ -35,10 +35,15 @@ def from_environment(instance_path: str) -> dict:
         "MAX_FORM_PARTS": 50,
         "RATELIMIT_STORAGE_URI": os.environ.get("RATELIMIT_STORAGE_URI", "memory://"),
         "RATELIMIT_HEADERS_ENABLED": True,
+        # Sign-in attempts per account (against guessing one clinician's password) and per client
+        # address (against trying many accounts); a whole clinic may share one address.
         "LOGIN_RATE_LIMIT": os.environ.get("DERMALENS_LOGIN_RATE_LIMIT", "10 per minute"),
+        "LOGIN_ADDRESS_RATE_LIMIT": os.environ.get("DERMALENS_LOGIN_ADDRESS_RATE_LIMIT", "300 per minute"),
         "ANALYSIS_RATE_LIMIT": os.environ.get("DERMALENS_ANALYSIS_RATE_LIMIT", "120 per minute"),
         "PDF_RATE_LIMIT": os.environ.get("DERMALENS_PDF_RATE_LIMIT", "60 per minute"),
         "HISTORY_PAGE_SIZE": 20,
+        # The clinic's time zone (IANA name): how screens and reports show times (stored in UTC).
+        "TIME_ZONE": os.environ.get("DERMALENS_TIME_ZONE", "UTC"),
         # A signed-in browser is signed out after this long without a request, or this long
         # after signing in, whatever it does.
         "SESSION_IDLE_MINUTES": int(os.environ.get("DERMALENS_SESSION_IDLE_MINUTES", "30")),

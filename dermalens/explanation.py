@@ -3,6 +3,10 @@
 import cv2
 import numpy as np
 
+# What every screen, report and API text calls the picture (the method is Grad-CAM's LayerCAM
+# variant; one name, so nobody wonders whether two pictures differ).
+HEATMAP_NAME = "Grad-CAM heatmap"
+
 OVERLAY_OPACITY = 0.45
 # The network sees only its analysed square; the rest of the image is dimmed in the overlay so
 # nobody reads "cold" where the model never looked.

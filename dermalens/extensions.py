@@ -25,3 +25,15 @@ def config_limit(key: str):
     from flask import current_app
 
     return lambda: current_app.config[key]
+
+
+def signing_in_account() -> str:
+    """The rate-limit key of the account a sign-in form (or the signed-in user) names: so one
+    clinician's failures never lock out colleagues behind the same address. Usernames compare
+    without regard to case, as accounts do."""
+    from flask import request
+    from flask_login import current_user
+
+    if current_user.is_authenticated:
+        return f"account:{current_user.username.lower()}"
+    return f"account:{(request.form.get('username') or '').strip().lower()[:64]}"

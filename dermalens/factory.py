@@ -6,6 +6,7 @@ from pathlib import Path
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
+from dermalens import clock
 from dermalens import config as settings
 from dermalens.config import PROJECT_ROOT, ConfigurationError
 
@@ -16,8 +17,8 @@ def create_app(test_config: dict | None = None, instance_path: str | None = None
     `test_config` overrides settings; its optional "CLASSIFIER" entry injects a classifier
     object instead of loading the Keras model named by the model card.
 
-    :raise ConfigurationError: production without a real SECRET_KEY, or an unwritable instance
-        folder.
+    :raise ConfigurationError: production without a real SECRET_KEY, an unwritable instance
+        folder or an unknown time zone.
     :raise inference.ModelLoadError: model weights missing or not matching the model card.
     """
     app = Flask(__name__, instance_path=instance_path or settings.instance_path(),
@@ -30,6 +31,10 @@ def create_app(test_config: dict | None = None, instance_path: str | None = None
     app.config.update(test_config)
     _ensure_writable(Path(app.instance_path), Path(app.config["UPLOAD_FOLDER"]))
     settings.ensure_secret_key(app.config, app.instance_path)
+    try:
+        app.config["CLINIC_ZONE"] = clock.zone(app.config["TIME_ZONE"])
+    except ValueError as error:
+        raise ConfigurationError(f"DERMALENS_TIME_ZONE: {error}") from None
 
     proxy_hops = settings.proxy_hops()
     if proxy_hops:
@@ -96,6 +101,8 @@ def register_blueprints(app: Flask) -> None:
 
     for blueprint in (auth.bp, analyses.bp, history.bp, reports.bp, performance.bp, account.bp, api.bp):
         app.register_blueprint(blueprint)
+    # Browsers and bookmarks ask for /favicon.ico whatever the page links to.
+    app.add_url_rule("/favicon.ico", "favicon", lambda: app.send_static_file("favicon.svg"))
 
 
 def register_errorhandlers(app: Flask) -> None:
@@ -112,6 +119,7 @@ def register_commands(app: Flask) -> None:
 
 
 def register_template_context(app: Flask) -> None:
+    from dermalens.explanation import HEATMAP_NAME
     from dermalens.lesions import BODY_SITE_LABELS, CLASS_GROUPS, CLASS_NAMES, MODEL_LIMITS, SEXES
     from dermalens.outcomes import OUTCOME_DIAGNOSES, OUTCOME_SOURCES
     from dermalens.risk import CURRENT_CATEGORIES, RISK_CATEGORIES
@@ -122,5 +130,10 @@ def register_template_context(app: Flask) -> None:
                 "BODY_SITE_LABELS": BODY_SITE_LABELS, "SEXES": SEXES,
                 "RISK_CATEGORIES": RISK_CATEGORIES, "CURRENT_CATEGORIES": CURRENT_CATEGORIES,
                 "OUTCOME_DIAGNOSES": OUTCOME_DIAGNOSES, "OUTCOME_SOURCES": OUTCOME_SOURCES,
-                "MODEL_LIMITS": MODEL_LIMITS,
-                "model_info": app.extensions["classifier"].info}
+                "MODEL_LIMITS": MODEL_LIMITS, "HEATMAP_NAME": HEATMAP_NAME,
+                "model_info": app.extensions["classifier"].info, "TIME_ZONE": app.config["TIME_ZONE"]}
+
+    @app.template_filter("local_time")
+    def local_time(moment):
+        """A stored UTC time as the clinic reads it (`clock.display`)."""
+        return clock.display(moment, app.config["CLINIC_ZONE"])

@@ -16,25 +16,32 @@ MIN_PASSWORD_LENGTH = 10
 MAX_PASSWORD_LENGTH = 1024
 
 
+def password_length(subject: str) -> Length:
+    return Length(MIN_PASSWORD_LENGTH, MAX_PASSWORD_LENGTH,
+                  message=f"{subject} needs at least {MIN_PASSWORD_LENGTH} characters (at most "
+                          f"{MAX_PASSWORD_LENGTH}); a few words in a row are easy to remember and hard "
+                          "to guess.")
+
+
 class LoginForm(FlaskForm):
     username = StringField("Username", validators=[InputRequired(), Length(max=64)])
     password = PasswordField("Password", validators=[InputRequired(), Length(max=MAX_PASSWORD_LENGTH)])
 
 
 class RegisterForm(FlaskForm):
-    username = StringField("Username", validators=[InputRequired(), Length(3, 64), USERNAME_RULE])
+    username = StringField("Username", validators=[
+        InputRequired(message="Choose a username."),
+        Length(3, 64, message="A username has 3 to 64 characters."), USERNAME_RULE])
     password = PasswordField("Password", validators=[
-        InputRequired(), Length(MIN_PASSWORD_LENGTH, MAX_PASSWORD_LENGTH)])
+        InputRequired(message="Choose a password."), password_length("A password")])
     confirm = PasswordField("Repeat password", validators=[
-        InputRequired(), EqualTo("password", message="The passwords do not match.")])
+        InputRequired(message="Repeat the password."),
+        EqualTo("password", message="The passwords do not match.")])
 
 
 class ChangePasswordForm(FlaskForm):
     current = PasswordField("Current password", validators=[InputRequired(), Length(max=MAX_PASSWORD_LENGTH)])
-    password = PasswordField("New password", validators=[
-        InputRequired(), Length(MIN_PASSWORD_LENGTH, MAX_PASSWORD_LENGTH,
-                                message=f"The new password needs {MIN_PASSWORD_LENGTH} to "
-                                        f"{MAX_PASSWORD_LENGTH} characters.")])
+    password = PasswordField("New password", validators=[InputRequired(), password_length("The new password")])
     confirm = PasswordField("Repeat the new password", validators=[
         InputRequired(), EqualTo("password", message="The new passwords do not match.")])
 

@@ -84,15 +84,19 @@ def openapi_document() -> dict:
          "schema": {"type": "integer", "minimum": 1, "default": 20},
          "description": "Clamped to 100."},
         {"name": "patient_ref", "in": "query", "schema": {"type": "string"},
-         "description": "Case-insensitive prefix match."},
+         "description": "Case-insensitive match of the reference's start (whole with match=exact)."},
         {"name": "lesion_ref", "in": "query", "schema": {"type": "string"},
-         "description": "Case-insensitive exact match, so that one lesion's reference does not also "
-                        "match others that begin with it."},
+         "description": "Case-insensitive match of the reference's start (whole with match=exact)."},
+        {"name": "match", "in": "query", "schema": {"type": "string", "enum": ["prefix", "exact"],
+                                                    "default": "prefix"},
+         "description": "exact: the references match whole, so one lesion's reference does not also "
+                        "list others that begin with it."},
         {"name": "risk", "in": "query", "schema": {"type": "string", "enum": list(RISK_CATEGORIES)}},
         {"name": "date_from", "in": "query", "schema": {"type": "string", "format": "date"},
-         "description": "1900-01-01 to 9998-12-31."},
+         "description": "A day in the clinic's time zone (DERMALENS_TIME_ZONE), 1900-01-01 to "
+                        "9998-12-31; not after date_to."},
         {"name": "date_to", "in": "query", "schema": {"type": "string", "format": "date"},
-         "description": "1900-01-01 to 9998-12-31."},
+         "description": "A day in the clinic's time zone, 1900-01-01 to 9998-12-31 (inclusive)."},
         {"name": "outcome", "in": "query", "schema": {"type": "string", "enum": ["with", "without"]},
          "description": "Only analyses with, or without, a recorded outcome."},
     ]
@@ -191,10 +195,11 @@ def openapi_document() -> dict:
                                          "description": "Different patients, lesions or model "
                                                         "versions."},
                             "malignant_change_points": {
-                                "type": "number", "nullable": True,
+                                "type": "integer", "nullable": True,
                                 "description": "Malignant probability of the last minus the "
-                                               "first, in percentage points; null when either "
-                                               "was declined."},
+                                               "first, in whole percentage points as shown (each "
+                                               "rounded first); null when either was declined "
+                                               "or their patient or lesion references differ."},
                             "disclaimer": {"type": "string"}}}}}},
                     "400": _error("Fewer than 2 or more than 4 distinct ids"),
                     "401": _error("Missing or invalid token"),
@@ -246,8 +251,8 @@ def openapi_document() -> dict:
                 "The stored image (JPEG)",
                 {"image/jpeg": {"schema": {"type": "string", "format": "binary"}}}, "getImage")},
             "/api/v1/analyses/{public_id}/heatmap": {"get": _owned(
-                "The Grad-CAM overlay, the size of the stored image (JPEG; PNG for analyses stored "
-                "by earlier versions)",
+                "The Grad-CAM heatmap over the image, the size of the stored image (JPEG; PNG for "
+                "analyses stored by earlier versions)",
                 {"image/jpeg": {"schema": {"type": "string", "format": "binary"}},
                  "image/png": {"schema": {"type": "string", "format": "binary"}}}, "getHeatmap")},
         },

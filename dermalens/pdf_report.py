@@ -19,9 +19,11 @@ from reportlab.lib.styles import ParagraphStyle, getSampleStyleSheet
 from reportlab.lib.units import mm
 from reportlab.pdfbase import pdfmetrics
 from reportlab.pdfbase.ttfonts import TTFont
+from reportlab.pdfgen.canvas import Canvas
 from reportlab.platypus import (Flowable, Image, KeepTogether, Paragraph, SimpleDocTemplate, Spacer,
                                 Table, TableStyle)
 
+from dermalens.explanation import HEATMAP_NAME
 from dermalens.lesions import MODEL_LIMITS
 
 FONTS = Path(__file__).parent / "fonts"
@@ -68,8 +70,12 @@ INTENDED_USE = (
 # The warning style's border is drawn outside its paragraph: this much room keeps it off the
 # table below.
 WARNING_GAP = 3 * mm
-HEATMAP_NOTE = ("The heatmap (Grad-CAM) shows which image regions most influenced the top class. "
+HEATMAP_NOTE = (f"The {HEATMAP_NAME} shows which image regions most influenced the top class. "
                 "It is not proof of a finding and not a lesion boundary.")
+# Text and background of the risk category's cell, by category code, as on screen.
+RISK_COLOURS = {"urgent": ("#a4161a", "#fde8e8"), "keratinocyte": ("#8a4b00", "#fff1dc"),
+                "review": ("#8a4b00", "#fff1dc"), "routine": ("#8a4b00", "#fff1dc"),
+                "monitor": ("#1f6b35", "#e5f4ea"), "indeterminate": ("#4a4f57", "#eceef1")}
 
 
 @dataclass(frozen=True)
@@ -86,6 +92,7 @@ class PrintedAnalysis:
     image_size: tuple[int, int]
     ranked_classes: list[tuple[str, str, float]]  # (code, name, probability), most likely first
     malignant_probability: float
+    risk_code: str
     risk_label: str
     # The gate declined the image: no class or probability is printed as a result.
     declined: bool
@@ -126,7 +133,7 @@ def build_report(data: ReportData, paper: str = "a4") -> bytes:
             ["Patient reference", data.patient_ref, "Lesion reference", data.lesion_ref],
             ["Age", data.age, "Sex", data.sex],
             ["Body site", data.site, "Clinician", data.clinician],
-            ["Date and time (UTC)", data.created_at, "Analysis ID", data.analysis_id],
+            ["Date and time", data.created_at, "Analysis ID", data.analysis_id],
         ], styles, width),
         Spacer(1, 2 * mm),
         _images(data, width),
@@ -139,12 +146,12 @@ def build_report(data: ReportData, paper: str = "a4") -> bytes:
     flags = _flags(data)
     if flags:
         story += [Paragraph(flags, styles["warning"]), Spacer(1, WARNING_GAP)]
-    rows = [["Risk category", data.risk_label], ["Recommended action", data.risk_action]]
+    rows = [["Risk category", _risk_cell(data, styles)], ["Recommended action", data.risk_action]]
     if not data.declined:
         rows.append(["Malignant probability (mel + bcc + akiec)", f"{data.malignant_probability:.0%}"])
     if data.outcome:
         rows.append(["Outcome (recorded)", data.outcome])
-    story.append(_table(rows, styles, width, label_columns=(0,)))
+    story.append(_table(rows, styles, width, label_columns=(0,), shaded=[((1, 0), _risk_background(data))]))
     if data.declined:
         story += [Spacer(1, 2 * mm), Paragraph("No diagnosis is given: the image could not be assessed.",
                                                styles["body"])]
@@ -166,7 +173,9 @@ def build_report(data: ReportData, paper: str = "a4") -> bytes:
         Spacer(1, 2 * mm),
         _assessment(styles, width),
     ]
-    return _build(story, page_size, f"{SERVICE_NAME} analysis {data.analysis_id}")
+    header = (f"Patient {data.patient_ref} · lesion {data.lesion_ref} · analysed {data.created_at} · "
+              f"analysis {data.analysis_id}")
+    return _build(story, page_size, f"{SERVICE_NAME} analysis {data.analysis_id}", header)
 
 
 @dataclass(frozen=True)
@@ -204,13 +213,13 @@ def build_comparison_report(data: ComparisonReportData, paper: str = "a4") -> by
                 for item in analyses]
 
     table = _table([
-        ["Date and time (UTC)", *(item.created_at for item in analyses)],
+        ["Date and time", *(item.created_at for item in analyses)],
         ["Patient reference", *(item.patient_ref for item in analyses)],
         ["Lesion reference", *(item.lesion_ref for item in analyses)],
         ["Body site", *(item.site for item in analyses)],
         ["Image as analysed", *images("image_jpeg")],
-        ["Grad-CAM heatmap", *images("heatmap_jpeg")],
-        ["Risk category", *(item.risk_label for item in analyses)],
+        [HEATMAP_NAME, *images("heatmap_jpeg")],
+        ["Risk category", *(_risk_cell(item, styles) for item in analyses)],
         ["Malignant probability", *("not assessed" if item.declined else f"{item.malignant_probability:.0%}"
                                     for item in analyses)],
         ["Most likely", *("not assessed" if item.declined else "; ".join(
@@ -220,12 +229,13 @@ def build_comparison_report(data: ComparisonReportData, paper: str = "a4") -> by
         ["Flags", *(Paragraph(_flags(item) or "none", styles["cell"]) for item in analyses)],
         ["Model version", *(item.model_version for item in analyses)],
         ["Analysis ID", *(item.analysis_id for item in analyses)],
-    ], styles, width, label_columns=(0,), column_widths=[label_width] + [column] * len(analyses))
+    ], styles, width, label_columns=(0,), column_widths=[label_width] + [column] * len(analyses),
+        shaded=[((index + 1, 6), _risk_background(item)) for index, item in enumerate(analyses)])
     story = [
         Paragraph(f"{SERVICE_NAME} - comparison of lesion analyses", styles["title"]),
         Paragraph(printable(INTENDED_USE), styles["warning"]),
         Spacer(1, WARNING_GAP),
-        Paragraph(printable(f"Clinician: {data.clinician}. Printed {data.printed_at} (UTC). "
+        Paragraph(printable(f"Clinician: {data.clinician}. Printed {data.printed_at}. "
                          f"{len(data.analyses)} analyses, oldest first."), styles["small"]),
         Spacer(1, 2 * mm),
         Paragraph(printable(data.summary), styles["body"]),
@@ -237,16 +247,55 @@ def build_comparison_report(data: ComparisonReportData, paper: str = "a4") -> by
     story += [Paragraph(printable(data.standing_caution), styles["small"]), Spacer(1, 2 * mm), table,
               Spacer(1, 2 * mm), Paragraph(printable(MODEL_LIMITS), styles["small"]),
               Spacer(1, 2 * mm), _assessment(styles, width)]
-    return _build(story, page_size, f"{SERVICE_NAME} comparison of {len(data.analyses)} analyses")
+    patients = ", ".join(dict.fromkeys(item.patient_ref for item in analyses))
+    header = (f"Comparison · patient {patients} · {analyses[0].created_at} to {analyses[-1].created_at} · "
+              f"analyses {', '.join(item.analysis_id for item in analyses)}")
+    return _build(story, page_size, f"{SERVICE_NAME} comparison of {len(data.analyses)} analyses", header)
 
 
-def _build(story, page_size, title: str) -> bytes:
+# Room above the story for the running header on every page.
+HEADER_ROOM = 16 * mm
+
+
+def _build(story, page_size, title: str, header: str) -> bytes:
+    """The story as PDF bytes; every page carries `header` (who and what the page is about, so a
+    loose page 2 is never anonymous) and a footer "page N of M"."""
     buffer = io.BytesIO()
     document = SimpleDocTemplate(buffer, pagesize=page_size, leftMargin=16 * mm,
-                                 rightMargin=16 * mm, topMargin=12 * mm, bottomMargin=13 * mm,
+                                 rightMargin=16 * mm, topMargin=HEADER_ROOM, bottomMargin=13 * mm,
                                  title=title, author=SERVICE_NAME)
-    document.build(story, onFirstPage=_footer, onLaterPages=_footer)
+    header_style = _styles()["header"]
+
+    def running_header(canvas, _document):
+        paragraph = Paragraph(printable(header), header_style)
+        _, height = paragraph.wrap(page_size[0] - 32 * mm, HEADER_ROOM)
+        paragraph.drawOn(canvas, 16 * mm, page_size[1] - 6 * mm - height)
+
+    document.build(story, onFirstPage=running_header, onLaterPages=running_header,
+                   canvasmaker=_NumberedCanvas)
     return buffer.getvalue()
+
+
+class _NumberedCanvas(Canvas):
+    """A canvas that holds its pages back until the last, so each footer can say "page N of M"."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._held_pages = []
+
+    def showPage(self):
+        self._held_pages.append(dict(self.__dict__))
+        self._startPage()
+
+    def save(self):
+        total = len(self._held_pages)
+        for number, state in enumerate(self._held_pages, start=1):
+            self.__dict__.update(state)
+            self.setFont(FONT, 7.5)
+            self.drawString(16 * mm, 8 * mm, f"{SERVICE_NAME} - decision support, not a diagnosis.")
+            self.drawRightString(self._pagesize[0] - 16 * mm, 8 * mm, f"Page {number} of {total}")
+            super().showPage()
+        super().save()
 
 
 def _assessment(styles, width) -> KeepTogether:
@@ -273,6 +322,8 @@ def _styles() -> dict:
                                      fontSize=11, spaceAfter=2),
         "body": ParagraphStyle("body", parent=base["BodyText"], fontName=FONT, fontSize=9.5, leading=12),
         "cell": ParagraphStyle("cell", parent=base["BodyText"], fontName=FONT, fontSize=9, leading=11),
+        "header": ParagraphStyle("header", parent=base["BodyText"], fontName=FONT, fontSize=7.5, leading=9,
+                                 textColor=colors.HexColor("#333333")),
         "small": ParagraphStyle("small", parent=base["BodyText"], fontName=FONT, fontSize=8, leading=10,
                                 textColor=colors.HexColor("#333333")),
         "warning": ParagraphStyle("warning", parent=base["BodyText"], fontName=FONT, fontSize=8.5, leading=11,
@@ -299,9 +350,11 @@ def _flags(analysis: PrintedAnalysis) -> str:
     return "<br/>".join(lines)
 
 
-def _table(rows, styles, width, label_columns=(0, 2), row_height=None, column_widths=None) -> Table:
+def _table(rows, styles, width, label_columns=(0, 2), row_height=None, column_widths=None,
+           shaded=()) -> Table:
     """A grid with shaded label columns. Values are printed as escaped text, except flowables
-    (images, paragraphs), which are placed as they are. Equal columns unless `column_widths`."""
+    (images, paragraphs), which are placed as they are. Equal columns unless `column_widths`;
+    `shaded`: ((column, row), colour) for cells with a background of their own."""
     cells = [[value if isinstance(value, Flowable) else Paragraph(printable(str(value)), styles["cell"])
               for value in row] for row in rows]
     columns = len(rows[0])
@@ -311,6 +364,7 @@ def _table(rows, styles, width, label_columns=(0, 2), row_height=None, column_wi
                 ("VALIGN", (0, 0), (-1, -1), "TOP")]
     commands += [("BACKGROUND", (column, 0), (column, -1), colors.HexColor("#eef2f5"))
                  for column in label_columns]
+    commands += [("BACKGROUND", cell, cell, colour) for cell, colour in shaded]
     table.setStyle(TableStyle(commands))
     return table
 
@@ -320,15 +374,18 @@ def _images(data: ReportData, width) -> Table:
     # At most 42 mm tall, so that a typical report (a short note) stays on one A4 sheet.
     table = Table([[_scaled(data.image_jpeg, data.image_size, box, 42 * mm),
                     _scaled(data.heatmap_jpeg, data.image_size, box, 42 * mm)],
-                   ["Image as analysed", "Grad-CAM heatmap overlay"]], colWidths=[box + 3 * mm] * 2)
+                   ["Image as analysed", f"{HEATMAP_NAME} over the image"]],
+                  colWidths=[box + 3 * mm] * 2)
     table.setStyle(TableStyle([("ALIGN", (0, 0), (-1, -1), "CENTER"), ("FONTNAME", (0, 1), (-1, 1), FONT),
                                ("FONTSIZE", (0, 1), (-1, 1), 8)]))
     return table
 
 
-def _footer(canvas, document) -> None:
-    canvas.saveState()
-    canvas.setFont(FONT, 7.5)
-    canvas.drawString(16 * mm, 8 * mm, f"{SERVICE_NAME} - decision support, not a diagnosis. "
-                                       f"Page {document.page}")
-    canvas.restoreState()
+def _risk_cell(analysis: PrintedAnalysis, styles) -> Paragraph:
+    """The risk category in bold, in its colour: the one line a reader must not miss."""
+    return Paragraph(f'<font color="{RISK_COLOURS[analysis.risk_code][0]}"><b>{printable(analysis.risk_label)}</b></font>',
+                     styles["cell"])
+
+
+def _risk_background(analysis: PrintedAnalysis):
+    return colors.HexColor(RISK_COLOURS[analysis.risk_code][1])

@@ -1,8 +1,9 @@
-"""Turn stored analyses into the plain data the PDF builders take."""
+"""Turn stored analyses into the plain data the PDF builders take, and name the files."""
 
-from datetime import datetime, timezone
+import re
+from datetime import datetime, timezone, tzinfo
 
-from dermalens import pdf_report, storage
+from dermalens import clock, pdf_report, storage
 from dermalens.analysis_service import COMPARISON_CAUTION, Comparison
 from dermalens.lesions import BODY_SITE_LABELS, CLASS_NAMES
 from dermalens.outcomes import OUTCOME_DIAGNOSES, OUTCOME_SOURCES
@@ -12,11 +13,11 @@ from dermalens.risk import RISK_CATEGORIES
 NOT_RECORDED = "not recorded"
 
 
-def _printed_fields(analysis: Analysis, upload_folder: str) -> dict:
+def _printed_fields(analysis: Analysis, upload_folder: str, clinic_zone: tzinfo) -> dict:
     """What both reports print of one analysis, resolved to display strings and file bytes."""
     return dict(
         analysis_id=analysis.public_id,
-        created_at=analysis.created_at.strftime("%Y-%m-%d %H:%M"),
+        created_at=clock.display(analysis.created_at, clinic_zone),
         patient_ref=analysis.patient_ref or NOT_RECORDED,
         lesion_ref=analysis.lesion_ref or NOT_RECORDED,
         site=BODY_SITE_LABELS.get(analysis.site, NOT_RECORDED),
@@ -25,6 +26,7 @@ def _printed_fields(analysis: Analysis, upload_folder: str) -> dict:
         image_size=(analysis.image_width, analysis.image_height),
         ranked_classes=[(code, CLASS_NAMES[code], p) for code, p in analysis.ranked_classes],
         malignant_probability=analysis.malignant_probability,
+        risk_code=analysis.risk_category,
         risk_label=RISK_CATEGORIES[analysis.risk_category].label,
         declined=analysis.declined,
         indeterminate_reasons=analysis.indeterminate_reasons,
@@ -44,9 +46,10 @@ def _outcome_line(analysis: Analysis) -> str:
             f"{established}){note}")
 
 
-def report_data(analysis: Analysis, clinician: str, upload_folder: str) -> pdf_report.ReportData:
+def report_data(analysis: Analysis, clinician: str, upload_folder: str,
+                clinic_zone: tzinfo = timezone.utc) -> pdf_report.ReportData:
     return pdf_report.ReportData(
-        **_printed_fields(analysis, upload_folder),
+        **_printed_fields(analysis, upload_folder, clinic_zone),
         clinician=clinician,
         age=str(analysis.age) if analysis.age is not None else NOT_RECORDED,
         sex=analysis.sex or NOT_RECORDED,
@@ -57,16 +60,18 @@ def report_data(analysis: Analysis, clinician: str, upload_folder: str) -> pdf_r
     )
 
 
-def render_pdf(analysis: Analysis, clinician: str, upload_folder: str, paper: str = "a4") -> bytes:
-    return pdf_report.build_report(report_data(analysis, clinician, upload_folder), paper)
+def render_pdf(analysis: Analysis, clinician: str, upload_folder: str, paper: str = "a4",
+               clinic_zone: tzinfo = timezone.utc) -> bytes:
+    return pdf_report.build_report(report_data(analysis, clinician, upload_folder, clinic_zone), paper)
 
 
-def comparison_report_data(comparison: Comparison, clinician: str,
-                           upload_folder: str) -> pdf_report.ComparisonReportData:
+def comparison_report_data(comparison: Comparison, clinician: str, upload_folder: str,
+                           clinic_zone: tzinfo = timezone.utc) -> pdf_report.ComparisonReportData:
+    printed_at = datetime.now(timezone.utc).replace(tzinfo=None)
     return pdf_report.ComparisonReportData(
         clinician=clinician,
-        printed_at=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M"),
-        analyses=[pdf_report.PrintedAnalysis(**_printed_fields(analysis, upload_folder))
+        printed_at=clock.display(printed_at, clinic_zone),
+        analyses=[pdf_report.PrintedAnalysis(**_printed_fields(analysis, upload_folder, clinic_zone))
                   for analysis in comparison.analyses],
         summary=comparison.summary,
         cautions=comparison.cautions,
@@ -75,6 +80,27 @@ def comparison_report_data(comparison: Comparison, clinician: str,
 
 
 def render_comparison_pdf(comparison: Comparison, clinician: str, upload_folder: str,
-                          paper: str = "a4") -> bytes:
+                          paper: str = "a4", clinic_zone: tzinfo = timezone.utc) -> bytes:
     return pdf_report.build_comparison_report(
-        comparison_report_data(comparison, clinician, upload_folder), paper)
+        comparison_report_data(comparison, clinician, upload_folder, clinic_zone), paper)
+
+
+def _file_safe(text: str, longest: int = 40) -> str:
+    """`text` with runs of anything but ASCII letters, digits, dots and dashes as one dash."""
+    return re.sub(r"[^A-Za-z0-9.-]+", "-", text).strip("-.")[:longest].strip("-.")
+
+
+def report_filename(analysis: Analysis, clinic_zone: tzinfo = timezone.utc) -> str:
+    """"dermalens-PT-001-2026-12-02-Ab3dE6fG.pdf": patient reference (when there is one), local
+    date and the start of the analysis id, in characters every file system and mail client keeps."""
+    parts = ["dermalens", _file_safe(analysis.patient_ref or ""),
+             f"{clock.local(analysis.created_at, clinic_zone):%Y-%m-%d}", _file_safe(analysis.public_id[:8])]
+    return "-".join(part for part in parts if part) + ".pdf"
+
+
+def comparison_filename(analyses: list[Analysis], clinic_zone: tzinfo = timezone.utc) -> str:
+    """"dermalens-comparison-PT-001-2026-01-05-to-2026-06-01.pdf" for analyses oldest first."""
+    patients = {_file_safe(analysis.patient_ref or "") for analysis in analyses}
+    first, last = (f"{clock.local(analysis.created_at, clinic_zone):%Y-%m-%d}" for analysis in (analyses[0], analyses[-1]))
+    parts = ["dermalens-comparison", patients.pop() if len(patients) == 1 else "", first, "to", last]
+    return "-".join(part for part in parts if part) + ".pdf"

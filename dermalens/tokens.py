@@ -55,10 +55,15 @@ def list_tokens(session: Session, user_id: int) -> list[ApiToken]:
                                 .order_by(ApiToken.created_at.desc(), ApiToken.id.desc())))
 
 
+def get_token(session: Session, user_id: int, public_id: str) -> ApiToken | None:
+    """The user's token with this public id; None if they have none (another user's counts as none)."""
+    return session.scalar(select(ApiToken).where(ApiToken.public_id == public_id,
+                                                 ApiToken.user_id == user_id))
+
+
 def revoke_token(session: Session, user_id: int, public_id: str) -> bool:
     """Revoke the user's token; False if no such token of theirs (another user's counts as none)."""
-    record = session.scalar(select(ApiToken).where(ApiToken.public_id == public_id,
-                                                   ApiToken.user_id == user_id))
+    record = get_token(session, user_id, public_id)
     if record is None:
         return False
     if record.revoked_at is None:

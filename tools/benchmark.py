@@ -110,7 +110,8 @@ def start_server(instance: Path, port: int, log_path: Path, **settings):
     `settings` are extra environment variables (e.g. WEB_CONCURRENCY="2")."""
     env = {**os.environ, **settings, "DERMALENS_ENV": "development", "DERMALENS_INSTANCE_PATH": str(instance),
            "GUNICORN_BIND": f"127.0.0.1:{port}", "DERMALENS_ANALYSIS_RATE_LIMIT": "100000 per minute",
-           "DERMALENS_PDF_RATE_LIMIT": "100000 per minute", "DERMALENS_LOGIN_RATE_LIMIT": "1000 per minute"}
+           "DERMALENS_PDF_RATE_LIMIT": "100000 per minute", "DERMALENS_LOGIN_RATE_LIMIT": "1000 per minute",
+           "DERMALENS_LOGIN_ADDRESS_RATE_LIMIT": "100000 per minute"}
     started = time.perf_counter()
     server = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c",  # nosec B603
                                "python:dermalens.gunicorn_config", "app:app"],

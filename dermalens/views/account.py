@@ -1,10 +1,10 @@
 """The account page: password, personal API tokens (create, list, revoke) and the user's audit trail."""
 
-from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask import Blueprint, abort, flash, redirect, render_template, request, session, url_for
 from flask_login import current_user, login_required
 
 from dermalens import accounts, audit, tokens
-from dermalens.extensions import config_limit, db, limiter
+from dermalens.extensions import config_limit, db, limiter, signing_in_account
 from dermalens.forms import MIN_PASSWORD_LENGTH, ChangePasswordForm
 from dermalens.views.helpers import log_event, start_session
 
@@ -14,7 +14,10 @@ bp = Blueprint("account", __name__)
 @bp.route("/account")
 @login_required
 def index():
-    return render_account()
+    # A token just created is shown on this page once: taken out of the session as it is shown,
+    # so a reload shows (and creates) nothing more.
+    created = session.pop("new_token", None)
+    return render_account(new_token=created and created["token"], new_token_name=created and created["name"])
 
 
 def render_account(**extra):
@@ -25,7 +28,7 @@ def render_account(**extra):
 
 @bp.route("/account/password", methods=["POST"])
 @login_required
-@limiter.limit(config_limit("LOGIN_RATE_LIMIT"))
+@limiter.limit(config_limit("LOGIN_RATE_LIMIT"), key_func=signing_in_account)
 def change_password():
     """New password; every other session of the account ends, this one goes on."""
     form = ChangePasswordForm()
@@ -52,8 +55,21 @@ def create_token():
         flash(str(error), "error")
         return render_account(), 400
     log_event("token_created", record.public_id, detail=record.name)
-    # Rendered (not redirected) so the token is shown exactly once and never stored.
-    return render_account(new_token=token, new_token_name=record.name), 201
+    # Post/redirect/get: reloading the page that shows the token must not post the form again.
+    # The token rides in the (signed) session cookie for this one redirect; the database keeps
+    # only its hash.
+    session["new_token"] = {"token": token, "name": record.name}
+    return redirect(url_for("account.index", _anchor="tokens-heading"), code=303)
+
+
+@bp.route("/account/tokens/<public_id>/confirm-revoke")
+@login_required
+def confirm_revoke(public_id: str):
+    """Asks before revoking (a page, so it works without JavaScript); changes nothing."""
+    record = tokens.get_token(db.session, current_user.id, public_id)
+    if record is None or not record.active:
+        abort(404)
+    return render_template("account/revoke.html", token=record)
 
 
 @bp.route("/account/tokens/<public_id>/revoke", methods=["POST"])

@@ -6,7 +6,7 @@ from flask_login import current_user, login_required
 from dermalens import analysis_service, outcomes
 from dermalens.extensions import config_limit, db, limiter
 from dermalens.forms import AnalysisForm, OutcomeForm
-from dermalens.views.helpers import (delete_owned_or_404, log_event, owned_analysis_or_404, owned_comparison_or_404,
+from dermalens.views.helpers import (clinic_zone, delete_owned_or_404, log_event, owned_analysis_or_404, owned_comparison_or_404,
                                      stored_file_response, upload_folder)
 
 bp = Blueprint("analyses", __name__)
@@ -37,9 +37,18 @@ def create():
             db.session, current_app.extensions["classifier"], upload_folder(), current_user.id,
             analysis_request)
     except analysis_service.InvalidInput as error:
-        return render_template("analyses/new.html", form=form, error=error), 400
+        return render_template("analyses/new.html", form=form, error=error, image_kept=sent_by_script()), 400
     log_event("analysis_created", analysis.public_id)
-    return redirect(url_for("analyses.show", public_id=analysis.public_id), code=303)
+    result = url_for("analyses.show", public_id=analysis.public_id)
+    if sent_by_script():
+        # The page's script sent the form (for upload progress) and goes to the result itself.
+        return "", 201, {"Location": result}
+    return redirect(result, code=303)
+
+
+def sent_by_script() -> bool:
+    """The form came from the page's own script, which keeps the chosen image on a refusal."""
+    return request.headers.get("X-Requested-With") == "XMLHttpRequest"
 
 
 @bp.route("/analyses/<public_id>")
@@ -85,7 +94,7 @@ def compare():
         return render_template("analyses/compare.html", error=error), 400
     for analysis in analyses:
         log_event("analysis_viewed", analysis.public_id, detail="compared")
-    return render_template("analyses/compare.html", comparison=analysis_service.compare(analyses),
+    return render_template("analyses/compare.html", comparison=analysis_service.compare(analyses, clinic_zone()),
                            caution=analysis_service.COMPARISON_CAUTION)
 
 

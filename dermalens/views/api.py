@@ -11,17 +11,16 @@ from pathlib import Path
 from flask import Blueprint, current_app, g, jsonify, request, url_for
 from sqlalchemy import text
 
-from dermalens import analysis_service, outcomes, report_service, storage, tokens
+from dermalens import analysis_service, outcomes, storage, tokens
 from dermalens.extensions import config_limit, csrf, db, limiter
 from dermalens.lesions import CLASS_GROUPS, CLASS_NAMES, CLASSES, MALIGNANT_CLASSES
 from dermalens.openapi import openapi_document
 from dermalens.records import Analysis
 from dermalens.risk import RISK_CATEGORIES
 from dermalens.views import errors
-from dermalens.views.helpers import (comparison_pdf_response, delete_owned_or_404, log_event,
-                                     log_listing, owned_analysis_or_404, owned_comparison_or_404,
-                                     pdf_response, requested_paper, stored_file_response,
-                                     upload_folder)
+from dermalens.views.helpers import (clinic_zone, comparison_pdf_response, delete_owned_or_404,
+                                     log_event, log_listing, owned_analysis_or_404, owned_comparison_or_404,
+                                     report_pdf_response, stored_file_response, upload_folder)
 
 bp = Blueprint("api", __name__, url_prefix="/api")
 csrf.exempt(bp)
@@ -168,7 +167,8 @@ def list_analyses():
         filters = analysis_service.parse_history_filters(request.args)
     except analysis_service.InvalidInput as error:
         return errors.render_error(400, error.message)
-    items, total = analysis_service.list_analyses(db.session, g.api_user.id, filters, page, page_size)
+    items, total = analysis_service.list_analyses(db.session, g.api_user.id, filters, page, page_size,
+                                                 clinic_zone())
     log_listing(items, page, filters, "API ")
     return jsonify({"items": [analysis_json(item) for item in items], "page": page,
                     "per_page": page_size, "total": total, "pages": max(1, -(-total // page_size))})
@@ -185,7 +185,7 @@ def compare():
         return errors.render_error(error.status, error.message)
     for item in analyses:
         log_event("analysis_viewed", item.public_id, detail="API compared")
-    comparison = analysis_service.compare(analyses)
+    comparison = analysis_service.compare(analyses, clinic_zone())
     return jsonify({"items": [analysis_json(item) for item in comparison.analyses],
                     "cautions": comparison.cautions,
                     "malignant_change_points": comparison.malignant_change,
@@ -256,11 +256,7 @@ def site_performance():
 @token_required
 @limiter.limit(config_limit("PDF_RATE_LIMIT"))
 def report(public_id):
-    analysis = owned_analysis_or_404(g.api_user.id, public_id)
-    paper = requested_paper()
-    document = report_service.render_pdf(analysis, g.api_user.username, upload_folder(), paper)
-    log_event("analysis_downloaded", analysis.public_id, detail=f"API PDF report ({paper})")
-    return pdf_response(document, analysis.public_id)
+    return report_pdf_response(owned_analysis_or_404(g.api_user.id, public_id), g.api_user.username, "API ")
 
 
 @bp.get("/v1/analyses/<public_id>/image")

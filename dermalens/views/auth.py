@@ -8,7 +8,7 @@ from flask_login import current_user, login_required, logout_user
 from sqlalchemy import select
 
 from dermalens import accounts
-from dermalens.extensions import config_limit, db, limiter, login_manager
+from dermalens.extensions import config_limit, db, limiter, login_manager, signing_in_account
 from dermalens.forms import LoginForm, RegisterForm
 from dermalens.records import User
 from dermalens.views.helpers import log_event, start_session
@@ -57,7 +57,8 @@ def is_safe_next(target: str | None) -> bool:
 
 
 @bp.route("/login", methods=["GET", "POST"])
-@limiter.limit(config_limit("LOGIN_RATE_LIMIT"), methods=["POST"])
+@limiter.limit(config_limit("LOGIN_RATE_LIMIT"), methods=["POST"], key_func=signing_in_account)
+@limiter.limit(config_limit("LOGIN_ADDRESS_RATE_LIMIT"), methods=["POST"])
 def login():
     if current_user.is_authenticated:
         return redirect(url_for("analyses.new"))
@@ -76,7 +77,7 @@ def login():
 
 
 @bp.route("/register", methods=["GET", "POST"])
-@limiter.limit(config_limit("LOGIN_RATE_LIMIT"), methods=["POST"])
+@limiter.limit(config_limit("LOGIN_ADDRESS_RATE_LIMIT"), methods=["POST"])
 def register():
     if current_user.is_authenticated:
         return redirect(url_for("analyses.new"))

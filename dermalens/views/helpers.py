@@ -30,9 +30,17 @@ def log_event(action: str, record_id: str | None = None, user=None, **details) -
 
 def log_listing(analyses: list[Analysis], page: int, filters, audit_prefix: str = "") -> None:
     """One audit event for a page of analyses shown together: how many, which page and filters."""
-    used = ", ".join(f"{name}={value}" for name, value in vars(filters).items() if value is not None)
+    shown = {name: value for name, value in vars(filters).items() if value is not None}
+    if not filters.exact_refs:
+        del shown["exact_refs"]
+    used = ", ".join(f"{name}={value}" for name, value in shown.items())
     log_event("analyses_listed", detail=f"{audit_prefix}{len(analyses)} analyses, page {page}"
                                         + (f"; filters {used}" if used else ""))
+
+
+def clinic_zone():
+    """The clinic's time zone (`DERMALENS_TIME_ZONE`), for dates typed and times shown."""
+    return current_app.config["CLINIC_ZONE"]
 
 
 def start_session(user: User) -> None:
@@ -98,16 +106,24 @@ def comparison_pdf_response(analyses, clinician: str, audit_prefix: str) -> Resp
     """Render the comparison of these (owned, oldest-first) analyses and audit each download."""
     paper = requested_paper()
     document = report_service.render_comparison_pdf(
-        analysis_service.compare(analyses), clinician, upload_folder(), paper)
+        analysis_service.compare(analyses, clinic_zone()), clinician, upload_folder(), paper, clinic_zone())
     for analysis in analyses:
         log_event("analysis_downloaded", analysis.public_id,
                   detail=f"{audit_prefix}comparison PDF ({paper})")
-    return pdf_response(document, f"comparison-{analyses[-1].public_id}")
+    return pdf_response(document, report_service.comparison_filename(analyses, clinic_zone()))
 
 
-def pdf_response(document: bytes, name: str) -> Response:
-    """A PDF download named dermalens-<name>.pdf, never cached (it holds patient data)."""
+def report_pdf_response(analysis: Analysis, clinician: str, audit_prefix: str) -> Response:
+    """Render the report of this (owned) analysis and audit its download."""
+    paper = requested_paper()
+    document = report_service.render_pdf(analysis, clinician, upload_folder(), paper, clinic_zone())
+    log_event("analysis_downloaded", analysis.public_id, detail=f"{audit_prefix}PDF report ({paper})")
+    return pdf_response(document, report_service.report_filename(analysis, clinic_zone()))
+
+
+def pdf_response(document: bytes, filename: str) -> Response:
+    """A PDF download called `filename` (safe characters only), never cached (it holds patient data)."""
     return Response(document, mimetype="application/pdf", headers={
-        "Content-Disposition": f'attachment; filename="dermalens-{name}.pdf"',
+        "Content-Disposition": f'attachment; filename="{filename}"',
         "Cache-Control": "no-store",
     })

@@ -3,12 +3,11 @@
 from flask import Blueprint
 from flask_login import current_user, login_required
 
-from dermalens import analysis_service, report_service
+from dermalens import analysis_service
 from dermalens.extensions import config_limit, limiter
 from dermalens.views import errors
-from dermalens.views.helpers import (comparison_pdf_response, log_event, owned_analysis_or_404,
-                                     owned_comparison_or_404, pdf_response, requested_paper,
-                                     upload_folder)
+from dermalens.views.helpers import (comparison_pdf_response, owned_analysis_or_404, owned_comparison_or_404,
+                                     report_pdf_response)
 
 bp = Blueprint("reports", __name__)
 
@@ -17,11 +16,7 @@ bp = Blueprint("reports", __name__)
 @login_required
 @limiter.limit(config_limit("PDF_RATE_LIMIT"))
 def pdf(public_id: str):
-    analysis = owned_analysis_or_404(current_user.id, public_id)
-    paper = requested_paper()
-    document = report_service.render_pdf(analysis, current_user.username, upload_folder(), paper)
-    log_event("analysis_downloaded", analysis.public_id, detail=f"PDF report ({paper})")
-    return pdf_response(document, analysis.public_id)
+    return report_pdf_response(owned_analysis_or_404(current_user.id, public_id), current_user.username, "")
 
 
 @bp.route("/analyses/compare/report.pdf")

@@ -1,7 +1,8 @@
 """Browser tests: the app under gunicorn with the shipped model, driven by headless Chromium.
 
 Run with `make e2e` (installs Chromium from Debian when missing, Playwright and axe-core).
-Screenshots of every page at a desktop and a tablet size go to e2e-screenshots/ (git-ignored).
+Screenshots of every page at desktop (1366x900), tablet and phone (390x844) sizes go to
+e2e-screenshots/ (git-ignored).
 """
 
 import os

@@ -4,7 +4,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 SCREENSHOTS = ROOT / "e2e-screenshots"
-VIEWPORTS = {"desktop": {"width": 1366, "height": 768}, "tablet": {"width": 820, "height": 1180}}
+VIEWPORTS = {"desktop": {"width": 1366, "height": 900}, "tablet": {"width": 820, "height": 1180},
+             "phone": {"width": 390, "height": 844}}
 AXE = Path(__file__).parent / "node_modules" / "axe-core" / "axe.min.js"
 
 
@@ -18,7 +19,7 @@ def check_accessibility(page, name: str) -> None:
 
 
 def screenshot(page, name: str) -> None:
-    """Save the page at both viewports (full page), then restore the desktop size."""
+    """Save the page at every viewport (full page), then restore the desktop size."""
     SCREENSHOTS.mkdir(exist_ok=True)
     for label, size in VIEWPORTS.items():
         page.set_viewport_size(size)

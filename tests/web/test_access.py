@@ -7,7 +7,7 @@ import pytest
 from tests.helpers import row_count, stored_files, token_for, upload
 from tests.images import lesion_jpeg
 
-PUBLIC_ENDPOINTS = {"static", "auth.login", "auth.register", "api.health", "api.info", "api.openapi"}
+PUBLIC_ENDPOINTS = {"static", "favicon", "auth.login", "auth.register", "api.health", "api.info", "api.openapi"}
 
 
 def protected_urls(app, public_id="abcdefghijklmnopqrstuv"):

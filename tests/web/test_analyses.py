@@ -19,6 +19,7 @@ def test_new_analysis_form_offers_every_input(logged_in):
         assert f'name="{name}"' in page
     assert 'enctype="multipart/form-data"' in page
     assert "data-busy" in page  # the busy indicator shown while analysing
+    assert "data-upload-form" in page
     assert "Decision support only" in page
     # The model is measurably sensitive to colour rendering (model card), so the form says so.
     assert "standard colour settings" in page
@@ -41,6 +42,56 @@ def test_upload_shows_the_complete_result(app, logged_in):
     analysis_id = analysis_id_from(response)
     assert f"/analyses/{analysis_id}/heatmap" in page and f"/analyses/{analysis_id}/image" in page
     assert row_count(app) == 1 and len(stored_files(app)) == 2
+
+
+def test_each_probability_carries_its_clinical_group_in_words_and_colour(logged_in, analysis_id):
+    page = logged_in.get(f"/analyses/{analysis_id}").get_data(as_text=True)
+    rows = re.findall(r'<tr class="(?:top-class )?group-(\w+)">\s*<th scope="row">([^<]+) <span class="muted">'
+                      r'\((\w+)\)</span>\s*<span class="group-tag group-tag-(\w+)">([^<]+)</span>', page)
+    assert sorted(row[2] for row in rows) == sorted(CLASSES)
+    for row_group, _, code, tag_group, label in rows:
+        expected = "malignant" if code in ("mel", "bcc", "akiec") else "benign"
+        assert row_group == tag_group == expected and label.lower().startswith(expected)
+        assert re.search(rf'<meter class="bar-{expected}"[^>]*aria-label="{re.escape(str(escape(CLASS_NAMES[code])))}', page)
+
+
+def test_the_heatmap_starts_blended_with_the_image_under_one_name(logged_in, analysis_id):
+    page = logged_in.get(f"/analyses/{analysis_id}").get_data(as_text=True)
+    slider = re.search(r'<input type="range" id="heatmap-opacity"[^>]*>', page).group(0)
+    assert 'value="50"' in slider
+    assert "Grad-CAM heatmap strength" in page and 'data-heatmap-name="Grad-CAM heatmap"' in page
+    assert "Grad-CAM overlay" not in page and "heatmap overlay" not in page
+
+
+def test_the_pages_script_gets_the_result_address_and_keeps_the_image_on_a_refusal(app, logged_in):
+    script = {"X-Requested-With": "XMLHttpRequest"}
+    sent = logged_in.post("/analyses", data={"image": (io.BytesIO(lesion_jpeg()), "a.jpg")},
+                          content_type="multipart/form-data", headers=script)
+    assert sent.status_code == 201 and re.fullmatch(r"/analyses/[A-Za-z0-9_-]{20,}", sent.headers["Location"])
+    refused = logged_in.post("/analyses", data={"image": (io.BytesIO(lesion_jpeg()), "a.jpg"), "age": "200"},
+                             content_type="multipart/form-data", headers=script)
+    page = refused.get_data(as_text=True)
+    assert refused.status_code == 400 and "choose the image again" not in page
+    age_field = re.search(r'<input[^>]*id="age"[^>]*>', page).group(0)
+    assert "autofocus" in age_field and 'aria-invalid="true"' in age_field and 'value="200"' in age_field
+    assert page.count("autofocus") == 1
+    assert row_count(app) == 1 and len(stored_files(app)) == 2  # the refusal stored nothing
+
+
+def test_without_the_script_a_refusal_asks_for_the_image_again(logged_in):
+    page = upload(logged_in, lesion_jpeg(), age="200").get_data(as_text=True)
+    assert "choose the image again" in page
+
+
+def test_a_refused_image_takes_focus(logged_in):
+    page = upload(logged_in, b"not an image", filename="x.jpg").get_data(as_text=True)
+    assert re.search(r'<input type="file" id="image"[^>]*autofocus', page, re.S)
+    assert 'id="form-error"' in page
+
+
+def test_the_upload_form_shows_a_preview_and_real_progress(logged_in):
+    page = logged_in.get("/analyses/new").get_data(as_text=True)
+    assert "data-preview" in page and '<progress class="upload-progress"' in page
 
 
 def test_probabilities_are_listed_top_class_first(logged_in):

@@ -5,7 +5,9 @@ import re
 
 import pytest
 
+from dermalens.extensions import db
 from dermalens.lesions import CLASSES
+from dermalens.records import ApiToken
 from tests.helpers import make_app, row_count, stored_files, token_for
 from tests.images import benign_jpeg, lesion_array, encode, malignant_jpeg
 
@@ -159,18 +161,26 @@ def test_session_cookie_does_not_authenticate_the_api(logged_in):
 
 def test_token_lifecycle_on_the_account_page(app, logged_in):
     created = logged_in.post("/account/tokens", data={"name": "workstation 2"})
-    assert created.status_code == 201
-    token = re.search(r'id="new-token" value="(dl_[^"]+)"', created.get_data(as_text=True)).group(1)
+    assert created.status_code == 303 and created.headers["Location"].startswith("/account")
+    shown = logged_in.get("/account").get_data(as_text=True)
+    token = re.search(r'id="new-token" value="(dl_[^"]+)"', shown).group(1)
+    assert 'data-copy="new-token"' in shown  # the copy button
     headers = {"Authorization": f"Bearer {token}"}
     api_client = app.test_client()
     assert api_client.get("/api/v1/analyses", headers=headers).status_code == 200
 
-    page = logged_in.get("/account").get_data(as_text=True)
+    page = logged_in.get("/account").get_data(as_text=True)  # a reload
     assert "workstation 2" in page and token not in page  # shown once only
-    token_id = re.search(r"/account/tokens/([A-Za-z0-9_-]+)/revoke", page).group(1)
+    with app.app_context():
+        assert db.session.query(ApiToken).count() == 1  # and the reload created none
+    token_id = re.search(r"/account/tokens/([A-Za-z0-9_-]+)/confirm-revoke", page).group(1)
+    confirm = logged_in.get(f"/account/tokens/{token_id}/confirm-revoke")
+    assert confirm.status_code == 200 and "workstation 2" in confirm.get_data(as_text=True)
+    assert api_client.get("/api/v1/analyses", headers=headers).status_code == 200  # asking changed nothing
     assert logged_in.post(f"/account/tokens/{token_id}/revoke").status_code == 303
     assert api_client.get("/api/v1/analyses", headers=headers).status_code == 401
     assert "revoked" in logged_in.get("/account").get_data(as_text=True)
+    assert logged_in.get(f"/account/tokens/{token_id}/confirm-revoke").status_code == 404
 
 
 def test_tokens_are_stored_only_as_hashes(app, api):
@@ -188,9 +198,10 @@ def test_users_cannot_revoke_each_others_tokens(app, client, auth):
     auth.register("alice")
     client.post("/account/tokens", data={"name": "alice's"})
     page = client.get("/account").get_data(as_text=True)
-    token_id = re.search(r"/account/tokens/([A-Za-z0-9_-]+)/revoke", page).group(1)
+    token_id = re.search(r"/account/tokens/([A-Za-z0-9_-]+)/confirm-revoke", page).group(1)
     auth.logout()
     auth.register("mallory")
+    assert client.get(f"/account/tokens/{token_id}/confirm-revoke").status_code == 404
     assert client.post(f"/account/tokens/{token_id}/revoke").status_code == 404
 
 

@@ -96,3 +96,15 @@ def test_create_user_command(runner, app):
     assert short.exit_code != 0 and "at least 10" in short.output
     client = app.test_client()
     assert client.post("/login", data={"username": "grace", "password": "a long password 123"}).status_code == 302
+
+
+@pytest.mark.parametrize("name", ["Mars/Olympus_Mons", "../../etc/passwd", ""])
+def test_an_unknown_time_zone_is_a_clear_startup_error(tmp_path, name):
+    with pytest.raises(ConfigurationError, match="DERMALENS_TIME_ZONE: Unknown time zone"):
+        make_app(tmp_path, TIME_ZONE=name)
+
+
+def test_every_page_has_a_favicon_and_browsers_asking_for_favicon_ico_get_it(client):
+    assert 'rel="icon" href="/static/favicon.svg"' in client.get("/login").get_data(as_text=True)
+    icon = client.get("/favicon.ico")
+    assert icon.status_code == 200 and icon.mimetype == "image/svg+xml" and b"<svg" in icon.data

@@ -24,16 +24,20 @@ def test_register_refuses_a_taken_username(auth, app):
 
 
 @pytest.mark.parametrize("username, password, confirm, message", [
-    ("ab", PASSWORD, PASSWORD, b"between 3 and 64"),
+    ("ab", PASSWORD, PASSWORD, b"A username has 3 to 64 characters."),
     ("bad name!", PASSWORD, PASSWORD, b"letters, digits"),
-    ("dave", "short", "short", b"between 10 and 1024"),
+    ("dave", "short", "short", b"A password needs at least 10 characters"),
+    ("dave", "", "", b"Choose a password."),
     ("dave", PASSWORD, PASSWORD + "x", b"do not match"),
 ])
-def test_register_validates_fields(client, app, username, password, confirm, message):
+def test_register_validates_fields_in_plain_words_and_focuses_the_field(client, app, username, password,
+                                                                       confirm, message):
     response = client.post("/register", data={"username": username, "password": password,
                                               "confirm": confirm})
     assert response.status_code == 400
     assert message in response.data
+    assert b"Field must be" not in response.data  # never WTForms' generic wording
+    assert response.data.count(b"autofocus") == 1 and b'aria-invalid="true"' in response.data
     assert user_count(app) == 0
 
 
@@ -105,12 +109,24 @@ def test_is_safe_next(target, safe):
 
 
 def test_repeated_failed_logins_are_rate_limited_even_with_forged_forwarding(tmp_path):
-    app = make_app(tmp_path, RATELIMIT_ENABLED=True, LOGIN_RATE_LIMIT="3 per minute")
+    app = make_app(tmp_path, RATELIMIT_ENABLED=True, LOGIN_ADDRESS_RATE_LIMIT="3 per minute")
     client = app.test_client()
-    statuses = [client.post("/login", data={"username": "x", "password": "y"},
+    statuses = [client.post("/login", data={"username": f"x{i}", "password": "y"},
                             headers={"X-Forwarded-For": f"10.0.0.{i}"}).status_code for i in range(5)]
     assert statuses[:3] == [401, 401, 401]
     assert statuses[3:] == [429, 429]
+
+
+def test_one_accounts_failed_sign_ins_do_not_lock_out_colleagues_at_the_same_address(tmp_path):
+    app = make_app(tmp_path, RATELIMIT_ENABLED=True, LOGIN_RATE_LIMIT="3 per minute")
+    client = app.test_client()
+    client.post("/register", data={"username": "bob", "password": PASSWORD, "confirm": PASSWORD})
+    client.post("/logout")
+    guessed = [client.post("/login", data={"username": name, "password": "wrong guess"}).status_code
+               for name in ("alice", "ALICE", "alice ", "alice")]
+    assert guessed == [401, 401, 401, 429]  # one account, however it is spelt
+    colleague = client.post("/login", data={"username": "bob", "password": PASSWORD})
+    assert colleague.status_code == 302
 
 
 def test_tampered_session_cookie_is_anonymous(client, auth):

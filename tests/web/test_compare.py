@@ -59,23 +59,43 @@ def test_two_analyses_of_one_lesion_are_shown_side_by_side_oldest_first(logged_i
     assert column_headings(page) == [january, june]
     for public_id in follow_up:
         assert f"/analyses/{public_id}/image" in page and f"/analyses/{public_id}/heatmap" in page
-    assert "From 2026-01-10 09:00 to 2026-06-02 09:00 (UTC), the malignant probability went from" in page
+    assert ("From 2026-01-10 09:00:00 UTC to 2026-06-02 09:00:00 UTC, the malignant probability went "
+            "from") in page
     assert "the risk category went from Monitor to Urgent referral: suspected melanoma." in page
     assert "not a measurement of change in the lesion" in page
     assert 'class="cautions"' not in page  # same patient, same lesion, same model
 
 
-def test_the_change_is_measured_from_the_stored_probabilities(app, logged_in, follow_up):
+def test_the_change_is_the_difference_of_the_percentages_shown(app, logged_in, follow_up):
     january, june = follow_up
-    page = logged_in.get(compare_url(january, june)).get_data(as_text=True)
     with app.app_context():
         first, last = (db.session.query(Analysis).filter_by(public_id=i).one() for i in follow_up)
-        points = 100 * (last.malignant_probability - first.malignant_probability)
-        assert points > 10  # the fake calls the red image melanoma
-        expected = (f"went from {first.malignant_probability * 100:.0f}% to "
-                    f"{last.malignant_probability * 100:.0f}%")
-    assert expected in page
-    assert f"({points:+.0f} percentage points)" in page
+        # 86.4% and 73.4% unrounded differ by 13.0 points: as shown (86%, 73%) they differ by 13.
+        first.malignant_probability, last.malignant_probability = 0.864, 0.734
+        db.session.commit()
+    page = logged_in.get(compare_url(january, june)).get_data(as_text=True)
+    assert "went from 86% to 73% (-13 percentage points)" in page
+
+
+@pytest.mark.parametrize("first, last, shown", [(0.8649, 0.7351, "86% to 74% (-12"),
+                                                (0.125, 0.5, "12% to 50% (+38"), (0.3, 0.3, "30% to 30% (+0")])
+def test_the_change_never_contradicts_the_rounded_figures(app, logged_in, follow_up, first, last, shown):
+    january, june = follow_up
+    with app.app_context():
+        for public_id, probability in zip(follow_up, (first, last)):
+            db.session.query(Analysis).filter_by(public_id=public_id).one().malignant_probability = probability
+        db.session.commit()
+    assert shown in logged_in.get(compare_url(january, june)).get_data(as_text=True)
+
+
+@pytest.mark.parametrize("second_refs, different", [({"patient_ref": "PT-2", "lesion_ref": "arm"}, "patients"),
+                                                    ({"patient_ref": "PT-1", "lesion_ref": "leg"}, "lesions")])
+def test_no_change_is_described_between_different_patients_or_lesions(logged_in, second_refs, different):
+    first = analyse(logged_in, patient_ref="PT-1", lesion_ref="arm")
+    second = analyse(logged_in, **second_refs)
+    page = logged_in.get(compare_url(first, second)).get_data(as_text=True)
+    assert f"These analyses are of different {different}, so no change is described" in page
+    assert "percentage points" not in page and "went from" not in page
 
 
 def test_different_patients_lesions_and_model_versions_are_pointed_out(app, logged_in):
@@ -203,8 +223,8 @@ def test_the_api_compares_as_the_page_does(app, client, auth, follow_up):
     body = client.get(api_compare_url(june, january), headers=headers).json
     assert [item["id"] for item in body["items"]] == [january, june]
     first, last = body["items"]
-    assert body["malignant_change_points"] == pytest.approx(
-        100 * (last["malignant_probability"] - first["malignant_probability"]))
+    assert body["malignant_change_points"] == (round(100 * last["malignant_probability"])
+                                               - round(100 * first["malignant_probability"]))
     assert body["cautions"] == [] and "not a diagnosis" in body["disclaimer"]
 
 
@@ -223,15 +243,34 @@ def test_the_api_shows_nothing_when_one_id_is_another_clinicians(app, client, au
     assert response.status_code == 404 and follow_up[0] not in response.get_data(as_text=True)
 
 
-def test_history_and_api_filter_by_lesion_reference_exactly_ignoring_case(app, client, auth):
+def listed(page: str) -> list[str]:
+    return re.findall(r'name="ids" value="([^"]+)"', page)
+
+
+def test_history_and_api_filter_references_by_their_start_ignoring_case(app, client, auth):
     auth.register()
     back = analyse(client, patient_ref="PT-1", lesion_ref="Back-1")
-    analyse(client, patient_ref="PT-1", lesion_ref="back-12")
-    page = client.get("/history?lesion_ref=back-1").get_data(as_text=True)
-    assert re.findall(r'name="ids" value="([^"]+)"', page) == [back]
+    back_12 = analyse(client, patient_ref="PT-12", lesion_ref="back-12")
+    analyse(client, patient_ref="PT-2", lesion_ref="arm")
+    assert listed(client.get("/history?lesion_ref=back-1").get_data(as_text=True)) == [back_12, back]
+    assert listed(client.get("/history?patient_ref=pt-1").get_data(as_text=True)) == [back_12, back]
     listing = client.get("/api/v1/analyses?lesion_ref=BACK-1",
                          headers={"Authorization": f"Bearer {token_for(app, 'alice')}"}).json
-    assert [item["id"] for item in listing["items"]] == [back]
+    assert [item["id"] for item in listing["items"]] == [back_12, back]
+
+
+def test_one_lesions_analyses_are_listed_by_exact_references(app, client, auth):
+    auth.register()
+    back = analyse(client, patient_ref="PT-1", lesion_ref="Back-1")
+    analyse(client, patient_ref="PT-12", lesion_ref="back-1")
+    analyse(client, patient_ref="PT-1", lesion_ref="back-12")
+    again = analyse(client, patient_ref="pt-1", lesion_ref="BACK-1")
+    page = client.get(f"/analyses/{back}").get_data(as_text=True)
+    link = re.search(r'href="(/history\?[^"]*match=exact[^"]*)"', page).group(1).replace("&amp;", "&")
+    assert listed(client.get(link).get_data(as_text=True)) == [again, back]
+    listing = client.get("/api/v1/analyses?patient_ref=pt-1&lesion_ref=back-1&match=exact",
+                         headers={"Authorization": f"Bearer {token_for(app, 'alice')}"}).json
+    assert [item["id"] for item in listing["items"]] == [again, back]
 
 
 def test_the_same_lesion_is_recognised_whatever_the_case_of_its_references(logged_in):

@@ -1,6 +1,7 @@
 """PDF reports: a document a clinician can file, on A4 or Letter."""
 
 import io
+import re
 
 import pytest
 from pypdf import PdfReader
@@ -82,7 +83,8 @@ def report_data(**changes) -> pdf_report.ReportData:
         image_size=(600, 450),
         ranked_classes=[("nv", "Melanocytic nevus", 0.5), ("mel", "Melanoma", 0.3),
                         ("bkl", "Benign keratosis-like lesion", 0.1)],
-        malignant_probability=0.35, risk_label="Monitor", risk_action="Monitor", declined=False,
+        malignant_probability=0.35, risk_code="monitor", risk_label="Monitor", risk_action="Monitor",
+        declined=False,
         indeterminate_reasons=[], uncertainty_reasons=[], notices=[], model_name="m", model_version="1",
         model_sha256="0" * 64, outcome="")
     return pdf_report.ReportData(**{**fields, **changes})
@@ -90,7 +92,7 @@ def report_data(**changes) -> pdf_report.ReportData:
 
 def test_a_declined_report_says_so_in_whole_sentences_and_prints_no_diagnosis():
     reasons = ["The image is too blurred to assess. Retake it in focus.", "the image is too dark"]
-    data = report_data(risk_label="Cannot assess - retake", risk_action="Retake", declined=True,
+    data = report_data(risk_code="indeterminate", risk_label="Cannot assess - retake", risk_action="Retake", declined=True,
                        indeterminate_reasons=reasons)
     text = " ".join(pdf_text(pdf_report.build_report(data)).split())
     assert "CANNOT ASSESS - RETAKE - The image is too blurred to assess. Retake it in focus. the image is too dark." in text
@@ -134,3 +136,47 @@ def test_the_clinicians_assessment_is_never_split_across_pages(paper, repeats):
     holding = {label: [index for index, text in enumerate(pages) if label in text]
                for label in ("Clinician's assessment", "Clinical impression", "Name and signature")}
     assert len(pages) == 2 and list(holding.values()) == [[1]] * 3
+
+
+def test_every_page_carries_the_header_and_its_number_of_the_total():
+    data = report_data(note="A long history of change. " * 30, patient_ref="PT-77")
+    pages = [" ".join(page.extract_text().split())
+             for page in PdfReader(io.BytesIO(pdf_report.build_report(data))).pages]
+    assert len(pages) == 2
+    for number, text in enumerate(pages, start=1):
+        assert f"Patient PT-77 · lesion L · analysed 2026-01-01 10:00 · analysis {'x' * 22}" in text
+        assert f"Page {number} of 2" in text and "not a diagnosis" in text
+
+
+def fill_colours(data: bytes) -> set[str]:
+    """The fill colours ("r g b rg") used on the first page of a PDF."""
+    content = PdfReader(io.BytesIO(data)).pages[0].get_contents().get_data().decode("latin-1")
+    return {" ".join(f"{float(value):.3f}" for value in match) for match in
+            re.findall(r"([\d.]+) ([\d.]+) ([\d.]+) rg", content)}
+
+
+@pytest.mark.parametrize("code", ["urgent", "monitor", "indeterminate"])
+def test_the_risk_category_is_printed_in_its_colour(code):
+    text, background = (tuple(int(colour[i:i + 2], 16) / 255 for i in (1, 3, 5))
+                        for colour in pdf_report.RISK_COLOURS[code])
+    colours = fill_colours(pdf_report.build_report(report_data(risk_code=code, declined=code == "indeterminate")))
+    assert {" ".join(f"{value:.3f}" for value in colour) for colour in (text, background)} <= colours
+
+
+def test_the_report_file_is_named_by_patient_date_and_id(logged_in):
+    response = upload(logged_in, lesion_jpeg(), patient_ref="Müller / 12 <b>")
+    public_id = response.headers["Location"].rsplit("/", 1)[1]
+    pdf = logged_in.get(f"/analyses/{public_id}/report.pdf")
+    disposition = pdf.headers["Content-Disposition"]
+    name = re.fullmatch(r'attachment; filename="([^"]+)"', disposition).group(1)
+    assert re.fullmatch(rf"dermalens-M-ller-12-b-\d{{4}}-\d{{2}}-\d{{2}}-{re.escape(public_id[:8])}\.pdf", name), name
+
+
+def test_a_comparison_file_is_named_by_patient_and_dates(app, logged_in):
+    from tests.web.test_compare import analyse, compare_url
+
+    first, second = (analyse(logged_in, patient_ref="PT-3", lesion_ref="arm") for _ in range(2))
+    disposition = logged_in.get(compare_url(first, second).replace("/compare?", "/compare/report.pdf?")).headers[
+        "Content-Disposition"]
+    assert re.fullmatch(r'attachment; filename="dermalens-comparison-PT-3-(\d{4}-\d{2}-\d{2})-to-\1\.pdf"',
+                        disposition), disposition

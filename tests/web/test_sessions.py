@@ -49,7 +49,7 @@ def test_changing_the_password_ends_other_sessions_but_not_this_one(app, logged_
 @pytest.mark.parametrize("fields, message", [
     ({"current": "not my password", "password": NEW_PASSWORD, "confirm": NEW_PASSWORD},
      b"current password is not correct"),
-    ({"current": PASSWORD, "password": "short", "confirm": "short"}, b"needs 10 to"),
+    ({"current": PASSWORD, "password": "short", "confirm": "short"}, b"needs at least 10 characters"),
     ({"current": PASSWORD, "password": NEW_PASSWORD, "confirm": NEW_PASSWORD + "x"}, b"do not match"),
 ])
 def test_a_refused_password_change_changes_nothing(app, logged_in, fields, message):
