@@ -26,7 +26,7 @@ $(VENV)/.installed-dev: tests/requirements.txt tools/requirements.txt $(VENV)/.i
 	touch $@
 
 db: $(VENV)/.installed
-	$(BIN)/flask --app app init-db
+	$(BIN)/flask --app app db upgrade
 
 run: db
 	@echo "DermaLens on http://127.0.0.1:$(PORT) (Ctrl+C to stop)"

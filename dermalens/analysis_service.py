@@ -105,7 +105,7 @@ def parse_request(fields: Mapping[str, str], image: bytes | None,
     )
 
 
-def create_analysis(session: Session, classifier: Classifier, upload_folder: str, owner_id: int,
+def create_analysis(session: Session, classifier: Classifier, files: storage.FileStore, owner_id: int,
                     request: AnalysisRequest) -> Analysis:
     """Analyse one image and record it for its owner.
 
@@ -113,12 +113,12 @@ def create_analysis(session: Session, classifier: Classifier, upload_folder: str
     Any other exception (inference, disk, database) leaves no row and no file behind.
     """
     with timing.collect() as stages:
-        analysis = _create_analysis(session, classifier, upload_folder, owner_id, request)
+        analysis = _create_analysis(session, classifier, files, owner_id, request)
     timing.log_analysis(stages)
     return analysis
 
 
-def _create_analysis(session, classifier, upload_folder, owner_id, request) -> Analysis:
+def _create_analysis(session, classifier, files, owner_id, request) -> Analysis:
     try:
         with timing.stage("decode"):
             rgb = decode_for_analysis(request.image)
@@ -137,8 +137,8 @@ def _create_analysis(session, classifier, upload_folder, owner_id, request) -> A
     written: list[str] = []
     try:
         with timing.stage("store"):
-            written.append(storage.write_new_file(upload_folder, image_bytes, "jpg"))
-            written.append(storage.write_new_file(upload_folder, overlay_bytes, "jpg"))
+            written.append(files.write_new(image_bytes, "jpg"))
+            written.append(files.write_new(overlay_bytes, "jpg"))
         analysis = Analysis(
             user_id=owner_id,
             patient_ref=request.patient_ref, lesion_ref=request.lesion_ref, age=request.age,
@@ -163,7 +163,7 @@ def _create_analysis(session, classifier, upload_folder, owner_id, request) -> A
             session.commit()
     except BaseException:
         session.rollback()
-        storage.remove_files(upload_folder, *written)
+        files.remove(*written)
         raise
     return analysis
 
@@ -296,7 +296,7 @@ class DeleteFailed(RuntimeError):
     """Nothing was deleted (the stored files could not be removed); the message is for the user."""
 
 
-def delete_analysis(session: Session, upload_folder: str, analysis: Analysis, audit_event: dict) -> bool:
+def delete_analysis(session: Session, files: storage.FileStore, analysis: Analysis, audit_event: dict) -> bool:
     """Delete the record, its two files and write its audit event (`audit.add` fields), all or
     nothing.
 
@@ -308,7 +308,7 @@ def delete_analysis(session: Session, upload_folder: str, analysis: Analysis, au
     :raise DeleteFailed: the files could not be removed (e.g. the folder is not writable): the
         record, its files and the trail are as they were.
     """
-    analysis_id, files = analysis.id, (analysis.image_file, analysis.heatmap_file)
+    analysis_id, names = analysis.id, (analysis.image_file, analysis.heatmap_file)
     deleted = session.execute(delete(Analysis).where(Analysis.id == analysis_id)
                               .execution_options(synchronize_session=False)).rowcount
     if not deleted:
@@ -316,7 +316,7 @@ def delete_analysis(session: Session, upload_folder: str, analysis: Analysis, au
         return False
     audit.add(session, "analysis_deleted", **audit_event)
     try:
-        moved = storage.set_aside(upload_folder, *files)
+        moved = files.set_aside(*names)
     except OSError:
         session.rollback()
         raise DeleteFailed("The analysis could not be deleted: its files cannot be removed from "
@@ -325,9 +325,9 @@ def delete_analysis(session: Session, upload_folder: str, analysis: Analysis, au
         session.commit()
     except BaseException:
         session.rollback()
-        storage.restore(moved)
+        files.restore(moved)
         raise
-    storage.purge(moved)
+    files.purge(moved)
     return True
 
 

@@ -15,7 +15,7 @@ import csv
 import json
 from typing import IO
 
-from sqlalchemy import func, insert, literal, select
+from sqlalchemy import func, insert, literal, select, text
 from sqlalchemy.orm import Session
 
 from dermalens.database import chain_hash
@@ -41,6 +41,8 @@ ACTIONS = {
     "token_created": "API token created",  # nosec B105
     "token_revoked": "API token revoked",  # nosec B105
 }
+# PostgreSQL advisory lock key of the audit chain (any constant the app uses for nothing else).
+CHAIN_LOCK = 0x0DE57A1A
 EXPORT_COLUMNS = ("id", "created_at", "user_id", "username", "action", "record_id", "remote_address",
                   "detail", "chain_hash")
 
@@ -62,8 +64,11 @@ def add(session: Session, action: str, user=None, username: str | None = None,
                   username=(getattr(user, "username", None) or username or "")[:64], action=action,
                   record_id=record_id, remote_address=(remote_address or "")[:64],
                   detail=(detail or "")[:255] or None)
-    # The previous hash is read by the INSERT itself, under the database's write lock, so two
-    # workers appending at once cannot both chain to the same event.
+    # The previous hash is read by the INSERT itself, under a lock held to the commit (SQLite's
+    # write lock; on PostgreSQL, whose writers do not wait for one another, an advisory lock), so
+    # two workers appending at once cannot both chain to the same event.
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": CHAIN_LOCK})
     previous = select(AuditEvent.chain_hash).order_by(AuditEvent.id.desc()).limit(1).scalar_subquery()
     link = func.dermalens_chain(previous, literal(canonical_fields(fields)))
     session.execute(insert(AuditEvent).from_select(

@@ -1,4 +1,6 @@
-"""Operator commands: `flask --app app init-db | create-user | users ... | create-token | audit export | doctor`."""
+"""Operator commands: `flask --app app create-user | users ... | create-token | audit export | doctor`.
+
+The schema is Flask-Migrate's: `flask --app app db upgrade` creates or upgrades it."""
 
 import sys
 
@@ -6,19 +8,12 @@ import click
 from flask import Flask
 
 from dermalens import accounts, audit, maintenance, tokens
-from dermalens.database import create_schema
 from dermalens.extensions import db
 from dermalens.forms import MIN_PASSWORD_LENGTH
 from dermalens.records import User
 
 
 def register(app: Flask) -> None:
-    @app.cli.command("init-db")
-    def init_db():
-        """Create the database tables if they do not exist (safe to run again)."""
-        create_schema()
-        click.echo(f"Database ready: {db.engine.url.render_as_string(hide_password=True)}")
-
     @app.cli.command("create-user")
     @click.argument("username")
     @click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
@@ -97,13 +92,13 @@ def register(app: Flask) -> None:
     @click.option("--fix", is_flag=True, help="Delete orphan files (files without a record).")
     def doctor(fix):
         """Check that every analysis has its files and every stored file has its analysis."""
-        report = maintenance.check_storage(db.session, app.config["UPLOAD_FOLDER"])
+        report = maintenance.check_storage(db.session, app.extensions["files"])
         for name in report.orphan_files:
             click.echo(f"orphan file (no analysis): {name}")
         for public_id in report.records_missing_files:
             click.echo(f"analysis {public_id} is missing its image or heatmap file")
         if fix and report.orphan_files:
-            maintenance.remove_orphans(app.config["UPLOAD_FOLDER"], report.orphan_files)
+            maintenance.remove_orphans(app.extensions["files"], report.orphan_files)
             click.echo(f"removed {len(report.orphan_files)} orphan files")
         click.echo(f"{report.analyses} analyses, {report.files} files, "
                    f"{len(report.orphan_files)} orphan files, "

@@ -24,7 +24,7 @@ def from_environment(instance_path: str) -> dict:
     """Settings for `app.config`, from environment variables with safe defaults."""
     environment = os.environ.get("DERMALENS_ENV", "production")
     production = environment == "production"
-    database = os.environ.get("DATABASE_URL") or f"sqlite:///{Path(instance_path) / 'dermalens.sqlite'}"
+    database = database_url(os.environ.get("DATABASE_URL")) or f"sqlite:///{Path(instance_path) / 'dermalens.sqlite'}"
     return {
         "ENV_NAME": environment,
         "SECRET_KEY": os.environ.get("SECRET_KEY"),
@@ -56,6 +56,24 @@ def from_environment(instance_path: str) -> dict:
         "WTF_CSRF_TIME_LIMIT": None,
         "PREFERRED_URL_SCHEME": "https" if production else "http",
     }
+
+
+def database_url(url: str | None) -> str | None:
+    """DATABASE_URL for SQLAlchemy: a plain postgres:// or postgresql:// URL (as managed
+    databases hand them out) goes through psycopg 3, the driver installed."""
+    for plain in ("postgres://", "postgresql://"):
+        if url and url.startswith(plain):
+            return "postgresql+psycopg://" + url[len(plain):]
+    return url
+
+
+def database_engine_options(url: str) -> dict:
+    """Connection pool and timeout settings (DERMALENS_DB_POOL_SIZE per worker, default 5;
+    DERMALENS_DB_STATEMENT_TIMEOUT_MS, default 30000) for `url`."""
+    from dermalens.database import engine_options
+
+    return engine_options(url, int(os.environ.get("DERMALENS_DB_POOL_SIZE", "5")),
+                          int(os.environ.get("DERMALENS_DB_STATEMENT_TIMEOUT_MS", "30000")))
 
 
 def instance_path() -> str:

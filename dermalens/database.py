@@ -1,19 +1,34 @@
-"""SQLite connection settings and schema creation."""
+"""Database connections (SQLite or PostgreSQL) and the schema's migration state.
+
+The schema is created and upgraded by Alembic migrations (dermalens/migrations, run with
+`flask --app app db upgrade`), never by the app as it starts: several workers or hosts starting
+at once must not race to alter it. An app whose database is behind its migrations answers 503
+with that command (`schema_problem`) until it is upgraded.
+"""
 
 import hashlib
+from pathlib import Path
 
-from sqlalchemy import event, inspect, text
+from sqlalchemy import event
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import IntegrityError, OperationalError
-from sqlalchemy.schema import CreateColumn
-
-from dermalens.extensions import db
 
 BUSY_TIMEOUT_MS = 10_000
+MIGRATIONS = Path(__file__).parent / "migrations"
 
 
-def configure_sqlite(engine: Engine) -> None:
-    """WAL (readers never block the writer), a busy timeout and foreign keys on every connection."""
+def engine_options(url: str, pool_size: int, statement_timeout_ms: int) -> dict:
+    """SQLAlchemy engine options for the database at `url`: for PostgreSQL a pool of
+    `pool_size` connections checked before use (a restarted server or a dropped connection costs
+    one retry, not an error page) and a statement timeout; SQLite needs none."""
+    if not url.startswith("postgresql"):
+        return {}
+    return {"pool_size": pool_size, "max_overflow": pool_size, "pool_pre_ping": True,
+            "connect_args": {"options": f"-c statement_timeout={int(statement_timeout_ms)}"}}
+
+
+def configure_connections(engine: Engine) -> None:
+    """SQLite: WAL (readers never block the writer), a busy timeout, foreign keys and the audit
+    chain's function on every connection. PostgreSQL has all of this from its migrations."""
     if engine.dialect.name != "sqlite":
         return
 
@@ -37,71 +52,16 @@ def chain_hash(previous: str | None, payload: str) -> str:
     return hashlib.sha256(f"{previous or ''}\n{payload}".encode()).hexdigest()
 
 
-# The audit trail is append-only even for code that bypasses the ORM.
-_AUDIT_TRIGGERS = (
-    "CREATE TRIGGER IF NOT EXISTS audit_events_no_update BEFORE UPDATE ON audit_events "
-    "BEGIN SELECT RAISE(ABORT, 'audit events are append-only'); END",
-    "CREATE TRIGGER IF NOT EXISTS audit_events_no_delete BEFORE DELETE ON audit_events "
-    "BEGIN SELECT RAISE(ABORT, 'audit events are append-only'); END",
-)
+def schema_problem(engine: Engine) -> str | None:
+    """Why the database cannot serve this release (its schema is not at the migrations' head),
+    as a message for the operator; None when it can."""
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
 
-
-# Indexes a newer release added to existing tables (`create_all` only indexes new tables).
-_ADDED_INDEXES = (
-    "CREATE UNIQUE INDEX IF NOT EXISTS ux_users_username_folded ON users (lower(username))",
-    "CREATE INDEX IF NOT EXISTS ix_users_session_token ON users (session_token)",
-)
-
-
-def create_schema() -> None:
-    """Create missing tables, columns, indexes and triggers (idempotent)."""
-    from dermalens import records  # noqa: F401  (registers the tables)
-
-    db.create_all()
-    add_missing_columns()
-    for statement in _ADDED_INDEXES:
-        try:
-            with db.engine.begin() as connection:
-                connection.execute(text(statement))
-        except IntegrityError:
-            # Accounts that differ only in case, made before usernames were case-insensitive:
-            # new ones are still refused by `accounts.create_user`.
-            pass
-    if db.engine.dialect.name == "sqlite":
-        with db.engine.begin() as connection:
-            for statement in _AUDIT_TRIGGERS:
-                connection.execute(text(statement))
-
-
-def add_missing_columns() -> list[str]:
-    """Add the columns a newer DermaLens gave existing tables (an upgrade keeps its database).
-
-    `create_all` creates missing tables only. Every column added to a table after its first
-    release must therefore be nullable or have a server default, so rows recorded before fill it.
-    Safe when several workers start at once: a column another one just added is left alone.
-
-    :return: the columns added, as "table.column".
-    :raise RuntimeError: a missing column that old rows could not fill.
-    """
-    inspector = inspect(db.engine)
-    added = []
-    for table in db.metadata.sorted_tables:
-        if not inspector.has_table(table.name):
-            continue
-        existing = {column["name"] for column in inspector.get_columns(table.name)}
-        for column in table.columns:
-            if column.name in existing:
-                continue
-            if not column.nullable and column.server_default is None:
-                raise RuntimeError(f"Cannot add {table.name}.{column.name} to an existing database: "
-                                   "it is NOT NULL without a server default.")
-            definition = CreateColumn(column).compile(dialect=db.engine.dialect)
-            try:
-                with db.engine.begin() as connection:
-                    connection.execute(text(f"ALTER TABLE {table.name} ADD COLUMN {definition}"))
-            except OperationalError as error:
-                if "duplicate column" not in str(error):
-                    raise
-                continue  # another worker was first
-            added.append(f"{table.name}.{column.name}")
-    return added
+    expected = set(ScriptDirectory(str(MIGRATIONS)).get_heads())
+    with engine.connect() as connection:
+        current = set(MigrationContext.configure(connection).get_current_heads())
+    if current == expected:
+        return None
+    return (f"The database schema is at revision {', '.join(sorted(current)) or 'none'}, this release "
+            f"needs {', '.join(sorted(expected))}: run `flask --app app db upgrade` (make run does).")

@@ -9,6 +9,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from dermalens import clock
 from dermalens import config as settings
 from dermalens.config import PROJECT_ROOT, ConfigurationError
+from dermalens.storage import LocalFolder
 
 
 def create_app(test_config: dict | None = None, instance_path: str | None = None) -> Flask:
@@ -29,6 +30,8 @@ def create_app(test_config: dict | None = None, instance_path: str | None = None
     test_config = dict(test_config or {})
     classifier = test_config.pop("CLASSIFIER", None)
     app.config.update(test_config)
+    app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS",
+                          settings.database_engine_options(app.config["SQLALCHEMY_DATABASE_URI"]))
     _ensure_writable(Path(app.instance_path), Path(app.config["UPLOAD_FOLDER"]))
     settings.ensure_secret_key(app.config, app.instance_path)
     try:
@@ -45,7 +48,9 @@ def create_app(test_config: dict | None = None, instance_path: str | None = None
     _configure_logging(app)
     register_extensions(app)
     app.extensions["classifier"] = classifier or _load_classifier(app.config["MODEL_CARD"])
+    app.extensions["files"] = LocalFolder(app.config["UPLOAD_FOLDER"])
     register_blueprints(app)
+    register_schema_guard(app)
     register_errorhandlers(app)
     register_commands(app)
     register_template_context(app)
@@ -81,10 +86,11 @@ def _load_classifier(card_path: str):
 
 
 def register_extensions(app: Flask) -> None:
-    from dermalens.database import configure_sqlite, create_schema
-    from dermalens.extensions import csrf, db, limiter, login_manager
+    from dermalens.database import MIGRATIONS, configure_connections
+    from dermalens.extensions import csrf, db, limiter, login_manager, migrate
 
     db.init_app(app)
+    migrate.init_app(app, db, directory=str(MIGRATIONS))
     csrf.init_app(app)
     limiter.init_app(app)
     login_manager.init_app(app)
@@ -92,8 +98,7 @@ def register_extensions(app: Flask) -> None:
     login_manager.login_message = "Please sign in to continue."
     login_manager.login_message_category = "info"
     with app.app_context():
-        configure_sqlite(db.engine)
-        create_schema()
+        configure_connections(db.engine)
 
 
 def register_blueprints(app: Flask) -> None:
@@ -103,6 +108,31 @@ def register_blueprints(app: Flask) -> None:
         app.register_blueprint(blueprint)
     # Browsers and bookmarks ask for /favicon.ico whatever the page links to.
     app.add_url_rule("/favicon.ico", "favicon", lambda: app.send_static_file("favicon.svg"))
+
+
+def register_schema_guard(app: Flask) -> None:
+    """Until the database is at this release's schema, every request but the health check (which
+    says why) gets a 503 naming the upgrade command; checked again on each request, so an upgrade
+    made meanwhile needs no restart."""
+    from flask import request
+
+    from dermalens.database import schema_problem
+    from dermalens.extensions import db
+    from dermalens.views import errors
+
+    ready = []
+
+    @app.before_request
+    def require_current_schema():
+        if ready or request.endpoint in ("static", "favicon", "api.health"):
+            return None
+        problem = schema_problem(db.engine)
+        if problem is None:
+            ready.append(True)
+            return None
+        app.logger.error(problem)
+        return errors.render_error(503, "DermaLens is being upgraded and cannot answer yet; tell the "
+                                        f"operator if this lasts. ({problem})")
 
 
 def register_errorhandlers(app: Flask) -> None:

@@ -6,12 +6,12 @@ nothing); `flask --app app doctor --fix` removes them.
 """
 
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from dermalens.records import Analysis
+from dermalens.storage import FileStore, LocalFolder
 
 
 @dataclass
@@ -22,9 +22,8 @@ class StorageReport:
     records_missing_files: list[str] = field(default_factory=list)
 
 
-def check_storage(session: Session, upload_folder: str) -> StorageReport:
-    folder = Path(upload_folder)
-    on_disk = {path.name for path in folder.iterdir() if path.is_file()} if folder.exists() else set()
+def check_storage(session: Session, files: FileStore) -> StorageReport:
+    on_disk = files.names()
     report = StorageReport(files=len(on_disk))
     referenced = set()
     for public_id, image_file, heatmap_file in session.execute(
@@ -38,9 +37,10 @@ def check_storage(session: Session, upload_folder: str) -> StorageReport:
     return report
 
 
-def remove_orphans(upload_folder: str, names: list[str]) -> None:
-    """Delete the named files (names as listed by check_storage: plain names inside the folder)."""
+def remove_orphans(files: LocalFolder, names: list[str]) -> None:
+    """Delete the named files (names as listed by check_storage: plain names inside the folder,
+    temporary and set-aside ones included, which the store's own `remove` refuses)."""
     for name in names:
         if "/" in name or name in ("", ".", ".."):
             raise ValueError(f"not a file name: {name!r}")
-        (Path(upload_folder) / name).unlink(missing_ok=True)
+        (files.folder / name).unlink(missing_ok=True)

@@ -13,7 +13,7 @@ from dermalens.risk import RISK_CATEGORIES
 NOT_RECORDED = "not recorded"
 
 
-def _printed_fields(analysis: Analysis, upload_folder: str, clinic_zone: tzinfo) -> dict:
+def _printed_fields(analysis: Analysis, files: storage.FileStore, clinic_zone: tzinfo) -> dict:
     """What both reports print of one analysis, resolved to display strings and file bytes."""
     return dict(
         analysis_id=analysis.public_id,
@@ -21,8 +21,8 @@ def _printed_fields(analysis: Analysis, upload_folder: str, clinic_zone: tzinfo)
         patient_ref=analysis.patient_ref or NOT_RECORDED,
         lesion_ref=analysis.lesion_ref or NOT_RECORDED,
         site=BODY_SITE_LABELS.get(analysis.site, NOT_RECORDED),
-        image_jpeg=storage.read_file(upload_folder, analysis.image_file),
-        heatmap_jpeg=storage.read_file(upload_folder, analysis.heatmap_file),
+        image_jpeg=files.read(analysis.image_file),
+        heatmap_jpeg=files.read(analysis.heatmap_file),
         image_size=(analysis.image_width, analysis.image_height),
         ranked_classes=[(code, CLASS_NAMES[code], p) for code, p in analysis.ranked_classes],
         malignant_probability=analysis.malignant_probability,
@@ -46,10 +46,10 @@ def _outcome_line(analysis: Analysis) -> str:
             f"{established}){note}")
 
 
-def report_data(analysis: Analysis, clinician: str, upload_folder: str,
+def report_data(analysis: Analysis, clinician: str, files: storage.FileStore,
                 clinic_zone: tzinfo = timezone.utc) -> pdf_report.ReportData:
     return pdf_report.ReportData(
-        **_printed_fields(analysis, upload_folder, clinic_zone),
+        **_printed_fields(analysis, files, clinic_zone),
         clinician=clinician,
         age=str(analysis.age) if analysis.age is not None else NOT_RECORDED,
         sex=analysis.sex or NOT_RECORDED,
@@ -60,18 +60,18 @@ def report_data(analysis: Analysis, clinician: str, upload_folder: str,
     )
 
 
-def render_pdf(analysis: Analysis, clinician: str, upload_folder: str, paper: str = "a4",
+def render_pdf(analysis: Analysis, clinician: str, files: storage.FileStore, paper: str = "a4",
                clinic_zone: tzinfo = timezone.utc) -> bytes:
-    return pdf_report.build_report(report_data(analysis, clinician, upload_folder, clinic_zone), paper)
+    return pdf_report.build_report(report_data(analysis, clinician, files, clinic_zone), paper)
 
 
-def comparison_report_data(comparison: Comparison, clinician: str, upload_folder: str,
+def comparison_report_data(comparison: Comparison, clinician: str, files: storage.FileStore,
                            clinic_zone: tzinfo = timezone.utc) -> pdf_report.ComparisonReportData:
     printed_at = datetime.now(timezone.utc).replace(tzinfo=None)
     return pdf_report.ComparisonReportData(
         clinician=clinician,
         printed_at=clock.display(printed_at, clinic_zone),
-        analyses=[pdf_report.PrintedAnalysis(**_printed_fields(analysis, upload_folder, clinic_zone))
+        analyses=[pdf_report.PrintedAnalysis(**_printed_fields(analysis, files, clinic_zone))
                   for analysis in comparison.analyses],
         summary=comparison.summary,
         cautions=comparison.cautions,
@@ -79,22 +79,24 @@ def comparison_report_data(comparison: Comparison, clinician: str, upload_folder
     )
 
 
-def render_comparison_pdf(comparison: Comparison, clinician: str, upload_folder: str,
+def render_comparison_pdf(comparison: Comparison, clinician: str, files: storage.FileStore,
                           paper: str = "a4", clinic_zone: tzinfo = timezone.utc) -> bytes:
     return pdf_report.build_comparison_report(
-        comparison_report_data(comparison, clinician, upload_folder, clinic_zone), paper)
+        comparison_report_data(comparison, clinician, files, clinic_zone), paper)
 
 
 def _file_safe(text: str, longest: int = 40) -> str:
-    """`text` with runs of anything but ASCII letters, digits, dots and dashes as one dash."""
-    return re.sub(r"[^A-Za-z0-9.-]+", "-", text).strip("-.")[:longest].strip("-.")
+    """`text` with runs of anything but ASCII letters, digits, dots, dashes and underscores as
+    one dash."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-.")[:longest].strip("-.")
 
 
 def report_filename(analysis: Analysis, clinic_zone: tzinfo = timezone.utc) -> str:
     """"dermalens-PT-001-2026-12-02-Ab3dE6fG.pdf": patient reference (when there is one), local
     date and the start of the analysis id, in characters every file system and mail client keeps."""
     parts = ["dermalens", _file_safe(analysis.patient_ref or ""),
-             f"{clock.local(analysis.created_at, clinic_zone):%Y-%m-%d}", _file_safe(analysis.public_id[:8])]
+             f"{clock.local(analysis.created_at, clinic_zone):%Y-%m-%d}",
+             analysis.public_id[:8]]  # (URL-safe characters already)
     return "-".join(part for part in parts if part) + ".pdf"
 
 

@@ -1,7 +1,12 @@
 """Files of analyses: re-encoded images and heatmap overlays under generated names.
 
 Only pixels the app decoded and re-encoded are ever written (no EXIF, no appended bytes), under
-names made here, inside the upload folder; names from users are never used as paths.
+names made here; names from users are never used as paths.
+
+The services reach the files through a `FileStore`. `LocalFolder` (DERMALENS_UPLOAD_FOLDER) is
+the one shipped: several gunicorn workers share it as it is, and several hosts share it when it
+is one volume mounted on all of them (NFS, a cloud file share). Another store (an object store,
+say) implements the same methods.
 """
 
 import os
@@ -9,6 +14,7 @@ import re
 import secrets
 import shutil
 from pathlib import Path
+from typing import Protocol
 
 import cv2
 import numpy as np
@@ -36,23 +42,6 @@ def encode_jpeg(rgb: np.ndarray) -> bytes:
     return buffer.tobytes()
 
 
-def write_new_file(folder: str | Path, data: bytes, extension: str) -> str:
-    """Write bytes under a new random name, atomically (temp file + rename); return the name."""
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    name = f"{secrets.token_urlsafe(18)}.{extension}"
-    temporary = folder / f".{name}.part"
-    try:
-        with open(temporary, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, folder / name)
-    finally:
-        temporary.unlink(missing_ok=True)
-    return name
-
-
 def writable(folder: str | Path, probe_bytes: int = 65536) -> tuple[bool, int | None]:
     """(can a file be written, synced and removed in `folder`, free megabytes there): what a
     health check needs to know of a full or read-only disk. Leaves nothing behind."""
@@ -78,56 +67,101 @@ def stored_path(folder: str | Path, name: str) -> Path:
     return Path(folder) / name
 
 
-def read_file(folder: str | Path, name: str) -> bytes:
-    """The bytes of a stored file. :raise FileGone: it was deleted meanwhile."""
-    try:
-        return stored_path(folder, name).read_bytes()
-    except FileNotFoundError:
-        raise FileGone(name) from None
-
-
 def media_type(name: str) -> str:
     """Media type of a stored file, from the extension this module gave it."""
     return MEDIA_TYPES[stored_path(".", name).suffix[1:]]
 
 
-def remove_files(folder: str | Path, *names: str) -> None:
-    """Delete stored files; missing files are fine (deletion is idempotent)."""
-    for name in names:
-        if name:
-            stored_path(folder, name).unlink(missing_ok=True)
 
+class FileStore(Protocol):
+    """Where the files of analyses are kept, under names the store makes.
 
-def set_aside(folder: str | Path, *names: str) -> list[tuple[Path, Path]]:
-    """Rename stored files to hidden names, the first half of an all-or-nothing delete.
-
-    Returns (set-aside path, original path) pairs for `restore` or `purge`. If any rename fails
-    (an unwritable folder), those already renamed are put back and the OSError is raised: then
-    nothing has changed. Missing files are skipped.
+    Writes are atomic (a reader never sees half a file) and durable before they return; a name
+    that is not one the store made is refused (`StorageError`), never used as a path.
     """
-    moved: list[tuple[Path, Path]] = []
-    try:
+
+    def write_new(self, data: bytes, extension: str) -> str:
+        """Keep `data` under a new random name ending in `extension`; returns the name."""
+
+    def read(self, name: str) -> bytes:
+        """:raise FileGone: no such file (deleted meanwhile)."""
+
+    def remove(self, *names: str) -> None:
+        """Delete files; missing ones are fine."""
+
+    def set_aside(self, *names: str) -> list:
+        """First half of an all-or-nothing delete: hide the files (missing ones skipped); on
+        failure nothing has changed and OSError is raised. Returns a handle for the other two."""
+
+    def restore(self, moved: list) -> None:
+        """Undo `set_aside`."""
+
+    def purge(self, moved: list) -> None:
+        """Finish the delete after `set_aside`."""
+
+    def names(self) -> set[str]:
+        """Every file name present (for the consistency check)."""
+
+    def writable(self) -> tuple[bool, int | None]:
+        """(a file can be written now, free megabytes or None): for the health check."""
+
+
+class LocalFolder:
+    """A `FileStore` in one folder of the local file system (or a volume shared by hosts)."""
+
+    def __init__(self, folder: str | Path):
+        self.folder = Path(folder)
+
+    def write_new(self, data: bytes, extension: str) -> str:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        name = f"{secrets.token_urlsafe(18)}.{extension}"
+        temporary = self.folder / f".{name}.part"
+        try:
+            with open(temporary, "wb") as handle:
+                handle.write(data)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(temporary, self.folder / name)
+        finally:
+            temporary.unlink(missing_ok=True)
+        return name
+
+    def read(self, name: str) -> bytes:
+        try:
+            return stored_path(self.folder, name).read_bytes()
+        except FileNotFoundError:
+            raise FileGone(name) from None
+
+    def remove(self, *names: str) -> None:
         for name in filter(None, names):
-            original = stored_path(folder, name)
-            aside = original.with_name(f".{name}.deleting")
-            try:
-                os.replace(original, aside)
-            except FileNotFoundError:
-                continue
-            moved.append((aside, original))
-    except OSError:
-        restore(moved)
-        raise
-    return moved
+            stored_path(self.folder, name).unlink(missing_ok=True)
 
+    def set_aside(self, *names: str) -> list[tuple[Path, Path]]:
+        moved: list[tuple[Path, Path]] = []
+        try:
+            for name in filter(None, names):
+                original = stored_path(self.folder, name)
+                aside = original.with_name(f".{name}.deleting")
+                try:
+                    os.replace(original, aside)
+                except FileNotFoundError:
+                    continue
+                moved.append((aside, original))
+        except OSError:
+            self.restore(moved)
+            raise
+        return moved
 
-def restore(moved: list[tuple[Path, Path]]) -> None:
-    """Undo `set_aside` (the delete did not happen)."""
-    for aside, original in moved:
-        os.replace(aside, original)
+    def restore(self, moved: list[tuple[Path, Path]]) -> None:
+        for aside, original in moved:
+            os.replace(aside, original)
 
+    def purge(self, moved: list[tuple[Path, Path]]) -> None:
+        for aside, _ in moved:
+            aside.unlink(missing_ok=True)
 
-def purge(moved: list[tuple[Path, Path]]) -> None:
-    """Finish a delete after `set_aside`: the hidden files go for good."""
-    for aside, _ in moved:
-        aside.unlink(missing_ok=True)
+    def names(self) -> set[str]:
+        return {path.name for path in self.folder.iterdir() if path.is_file()} if self.folder.exists() else set()
+
+    def writable(self) -> tuple[bool, int | None]:
+        return writable(self.folder)

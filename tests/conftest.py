@@ -6,8 +6,15 @@ Shared helpers (make_app, upload, ...) are in tests/helpers.py.
 
 import pytest
 
-from tests.helpers import Auth, analysis_id_from, make_app, upload
+from tests.helpers import Auth, analysis_id_from, drop_test_databases, make_app, upload
 from tests.images import benign_jpeg
+
+
+@pytest.fixture(autouse=True)
+def _drop_test_databases():
+    """Each test's PostgreSQL database (when the suite runs on PostgreSQL) goes with it."""
+    yield
+    drop_test_databases()
 
 
 @pytest.fixture

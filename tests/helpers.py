@@ -4,8 +4,11 @@ The pytest fixtures built on them are in conftest.py.
 """
 
 import io
+import itertools
 import os
 import re
+import shutil
+import tempfile
 from pathlib import Path
 
 from pypdf import PdfReader
@@ -23,13 +26,86 @@ FIXTURES = Path(__file__).parent / "fixtures"
 os.environ["DERMALENS_ENV"] = "development"
 
 
+# A PostgreSQL server for the tests (`.ci/services` starts one), e.g.
+# postgresql+psycopg://postgres@/postgres?host=/tmp/dermalens-pg.x. With DERMALENS_TEST_DATABASE
+# =postgresql the whole suite runs on it (`.ci/run` runs it on SQLite, then on PostgreSQL); each
+# test gets a database of its own, copied from one migrated once.
+POSTGRESQL_URL = os.environ.get("DERMALENS_TEST_POSTGRESQL_URL")
+ON_POSTGRESQL = os.environ.get("DERMALENS_TEST_DATABASE") == "postgresql"
+if ON_POSTGRESQL and not POSTGRESQL_URL:
+    raise RuntimeError("DERMALENS_TEST_DATABASE=postgresql needs DERMALENS_TEST_POSTGRESQL_URL "
+                       '(eval "$(.ci/services start)")')
+_TEMPLATE = {}
+_DATABASE_NUMBERS = itertools.count()
+CREATED_DATABASES: list[str] = []
+
+
+def upgrade_database(app) -> None:
+    """Bring the app's database to the migrations' head, as `flask --app app db upgrade` does."""
+    import flask_migrate
+
+    with app.app_context():
+        flask_migrate.upgrade()
+        db.engine.dispose()
+
+
+def fresh_database(tmp_path, postgresql: bool | None = None) -> str:
+    """The URL of a fresh database at the migrations' head for one test: SQLite in `tmp_path`, or
+    a new database on the PostgreSQL server (`postgresql`, default: as the suite runs)."""
+    postgresql = ON_POSTGRESQL if postgresql is None else postgresql
+    if postgresql not in _TEMPLATE:
+        _TEMPLATE[postgresql] = _migrated_template(postgresql)
+    if not postgresql:
+        shutil.copy(_TEMPLATE[False].removeprefix("sqlite:///"), tmp_path / "test.sqlite")
+        return f"sqlite:///{tmp_path / 'test.sqlite'}"
+    name = f"dermalens_test_{os.getpid()}_{next(_DATABASE_NUMBERS)}"
+    _postgresql_admin(f"CREATE DATABASE {name} TEMPLATE dermalens_template")
+    CREATED_DATABASES.append(name)
+    return _with_database(POSTGRESQL_URL, name)
+
+
+def drop_test_databases() -> None:
+    """Drop the PostgreSQL databases the finished test made (their pools may still be open)."""
+    while CREATED_DATABASES:
+        _postgresql_admin(f"DROP DATABASE IF EXISTS {CREATED_DATABASES.pop()} WITH (FORCE)")
+
+
+def _migrated_template(postgresql: bool) -> str:
+    if postgresql:
+        _postgresql_admin("DROP DATABASE IF EXISTS dermalens_template WITH (FORCE)")
+        _postgresql_admin("CREATE DATABASE dermalens_template")
+        url = _with_database(POSTGRESQL_URL, "dermalens_template")
+    else:
+        url = f"sqlite:///{Path(tempfile.mkdtemp(prefix='dermalens-template-')) / 'template.sqlite'}"
+    folder = Path(tempfile.mkdtemp(prefix="dermalens-template-app-"))
+    upgrade_database(create_app({"TESTING": True, "SECRET_KEY": "x" * 40, "SQLALCHEMY_DATABASE_URI": url,
+                                 "UPLOAD_FOLDER": str(folder / "uploads"), "CLASSIFIER": FakeClassifier()},
+                                instance_path=str(folder / "instance")))
+    return url
+
+
+def _with_database(url: str, name: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).set(database=name).render_as_string(hide_password=False)
+
+
+def _postgresql_admin(statement: str) -> None:
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(POSTGRESQL_URL, isolation_level="AUTOCOMMIT")
+    with engine.connect() as connection:
+        connection.execute(text(statement))
+    engine.dispose()
+
+
 def make_app(tmp_path, **overrides):
-    """An app with a temporary database and upload folder and the fake classifier; pass
-    CLASSIFIER=None to load the real model named by MODEL_CARD."""
+    """An app with a fresh migrated database, a temporary upload folder and the fake classifier;
+    pass CLASSIFIER=None to load the real model named by MODEL_CARD."""
     config = {
         "TESTING": True,
         "SECRET_KEY": "test-secret-key-that-is-long-enough-0123456789",
-        "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'test.sqlite'}",
+        "SQLALCHEMY_DATABASE_URI": overrides.pop("SQLALCHEMY_DATABASE_URI", None) or fresh_database(tmp_path),
         "UPLOAD_FOLDER": str(tmp_path / "uploads"),
         "WTF_CSRF_ENABLED": False,
         "RATELIMIT_ENABLED": False,

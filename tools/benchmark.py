@@ -1,6 +1,7 @@
 """Speed and memory of DermaLens as deployed, against a naive baseline (`make bench`).
 
     python -m tools.benchmark [--images 60] [--out bench-results]
+    python -m tools.benchmark --databases-only --postgresql postgresql+psycopg://user@host/postgres
 
 Starts `gunicorn -c python:dermalens.gunicorn_config app:app` (default worker settings) on a free loopback port
 with a fresh instance folder and the shipped model, then measures over HTTP: cold start,
@@ -8,7 +9,9 @@ analysis end to end (p50/p95 over real-size 1024x768 JPEGs derived from the test
 each stage's share (from the app's own timing log), PDF report, the History page with 1,000
 analyses, throughput at concurrency 1/2/4/8, and peak resident memory per worker. In the same
 run it times a naive in-process baseline (model.predict per request, tf-keras-vis Gradcam rebuilt
-per call) against our in-process analysis core. Prints a table and writes JSON to --out.
+per call) against our in-process analysis core. With --postgresql (a server URL; a database
+dermalens_bench is made on it) it also runs the multi-user scenario on SQLite with one worker
+and on PostgreSQL with two, for the throughput of each. Prints a table and writes JSON to --out.
 These are measurements, not pass/fail tests.
 """
 
@@ -74,6 +77,8 @@ class _NoClassifier:
 def seed_database(instance: Path, card: str, history_rows: int, extra_users: int = 0) -> list[str]:
     """Create users "bench" and "history" (with `history_rows` analyses), plus `extra_users`
     users "clinician-N"; returns API tokens: bench's first, then the extra users'."""
+    import flask_migrate
+
     from dermalens import accounts, create_app, tokens
     from dermalens.extensions import db
     from dermalens.lesions import CLASSES
@@ -81,6 +86,7 @@ def seed_database(instance: Path, card: str, history_rows: int, extra_users: int
 
     app = create_app({"CLASSIFIER": _NoClassifier(card)}, instance_path=str(instance))
     with app.app_context():
+        flask_migrate.upgrade()
         bench = accounts.create_user(db.session, "bench", PASSWORD)
         history = accounts.create_user(db.session, "history", PASSWORD)
         rng = np.random.default_rng(1)
@@ -108,10 +114,14 @@ def start_server(instance: Path, port: int, log_path: Path, **settings):
     """Start gunicorn as deployed; returns (process, base URL, seconds until the model answered).
 
     `settings` are extra environment variables (e.g. WEB_CONCURRENCY="2")."""
-    env = {**os.environ, **settings, "DERMALENS_ENV": "development", "DERMALENS_INSTANCE_PATH": str(instance),
-           "GUNICORN_BIND": f"127.0.0.1:{port}", "DERMALENS_ANALYSIS_RATE_LIMIT": "100000 per minute",
+    env = {**os.environ, "DERMALENS_ANALYSIS_RATE_LIMIT": "100000 per minute",
            "DERMALENS_PDF_RATE_LIMIT": "100000 per minute", "DERMALENS_LOGIN_RATE_LIMIT": "1000 per minute",
-           "DERMALENS_LOGIN_ADDRESS_RATE_LIMIT": "100000 per minute"}
+           "DERMALENS_LOGIN_ADDRESS_RATE_LIMIT": "100000 per minute", **settings,
+           "DERMALENS_ENV": "development", "DERMALENS_INSTANCE_PATH": str(instance),
+           "GUNICORN_BIND": f"127.0.0.1:{port}"}
+    # As a deployment does: the schema first (deploy/serve, or a pre-deploy step), then the workers.
+    subprocess.run([sys.executable, "-m", "flask", "--app", "app", "db", "upgrade"],  # nosec B603
+                   cwd=PROJECT_ROOT, env=env, check=True, capture_output=True)
     started = time.perf_counter()
     server = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c",  # nosec B603
                                "python:dermalens.gunicorn_config", "app:app"],
@@ -361,19 +371,75 @@ def print_table(result: dict) -> None:
               f"errors {figures['errors']}")
 
 
+def compare_databases(card: str, images: list[bytes], postgresql_server: str) -> dict:
+    """The multi-user scenario (8 clinicians, 10 uploads each, 8 at a time) on SQLite with one
+    worker, then on PostgreSQL with two: analyses a second and errors of each."""
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    admin = create_engine(postgresql_server, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text("DROP DATABASE IF EXISTS dermalens_bench WITH (FORCE)"))
+        connection.execute(text("CREATE DATABASE dermalens_bench"))
+    admin.dispose()
+    bench_database = make_url(postgresql_server).set(database="dermalens_bench").render_as_string(hide_password=False)
+    results = {}
+    for label, workers, database in (("sqlite_1_worker", "1", None), ("postgresql_2_workers", "2", bench_database)):
+        with tempfile.TemporaryDirectory() as folder:
+            instance = Path(folder)
+            settings = {"DATABASE_URL": database} if database else {}
+            previous = os.environ.get("DATABASE_URL")
+            os.environ.update(settings)
+            try:
+                clinicians = seed_database(instance, card, history_rows=0, extra_users=8)[1:]
+                server, url, _ = start_server(instance, free_port(), instance / "gunicorn.log",
+                                              WEB_CONCURRENCY=workers, **settings)
+                try:
+                    run = concurrent_uploads(url, clinicians, images, per_user=10, parallel=8)
+                finally:
+                    server.terminate()
+                    server.wait(timeout=30)
+            finally:
+                os.environ.pop("DATABASE_URL", None)
+                if previous is not None:
+                    os.environ["DATABASE_URL"] = previous
+        results[label] = {"workers": int(workers), "requests": len(run["statuses"]),
+                          "seconds": round(run["seconds"], 2),
+                          "analyses_per_second": round(len(run["statuses"]) / run["seconds"], 2),
+                          "errors": sum(status != 201 for status in run["statuses"])}
+    return results
+
+
+def print_databases(databases: dict) -> None:
+    print("\ndatabases, 8 clinicians uploading 80 images 8 at a time:")
+    for label, figures in databases.items():
+        print(f"  {label:22s} {figures['analyses_per_second']:.2f} analyses/s over {figures['requests']} "
+              f"uploads ({figures['seconds']:.1f} s), errors {figures['errors']}")
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--images", type=int, default=60)
     parser.add_argument("--out", type=Path, default=PROJECT_ROOT / "bench-results")
     parser.add_argument("--model-card", default=os.environ.get("DERMALENS_MODEL_CARD", str(DEFAULT_MODEL_CARD)))
     parser.add_argument("--core-only", choices=("ours", "naive", "inference"), help=argparse.SUPPRESS)
+    parser.add_argument("--postgresql", help="a PostgreSQL server URL: also compare the databases")
+    parser.add_argument("--databases-only", action="store_true", help="only the database comparison")
     args = parser.parse_args(argv)
+    if args.databases_only and not args.postgresql:
+        parser.error("--databases-only needs --postgresql")
     if args.core_only:
         print(json.dumps(time_core(args.core_only, args.model_card, real_size_images(args.images))))
         return 0
     os.environ["DERMALENS_MODEL_CARD"] = args.model_card
     os.environ.setdefault("DERMALENS_ENV", "development")
     images = real_size_images(args.images)
+    databases = compare_databases(args.model_card, images, args.postgresql) if args.postgresql else None
+    if args.databases_only:
+        print_databases(databases)
+        _write(args.out, {"when": datetime.now().isoformat(timespec="seconds"), "cpu_count": os.cpu_count(),
+                          "databases": databases})
+        return 0
     with tempfile.TemporaryDirectory() as folder:
         instance = Path(folder)
         token, *clinicians = seed_database(instance, args.model_card, history_rows=1000, extra_users=8)
@@ -403,13 +469,19 @@ def main(argv=None) -> int:
     result = {"when": datetime.now().isoformat(timespec="seconds"), "model_card": args.model_card,
               "cpu_count": os.cpu_count(), "cold_start_s": cold_start, "http": http,
               "throughput": throughput, "worker_peak_rss_mb": peaks, "multi_user": multi_user,
-              "in_process": measure_in_process(args.model_card, images)}
+              "in_process": measure_in_process(args.model_card, images), "databases": databases}
     print_table(result)
-    args.out.mkdir(parents=True, exist_ok=True)
-    path = args.out / f"bench-{datetime.now():%Y%m%d-%H%M%S}.json"
+    if databases:
+        print_databases(databases)
+    _write(args.out, result)
+    return 0
+
+
+def _write(folder: Path, result: dict) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"bench-{datetime.now():%Y%m%d-%H%M%S}.json"
     path.write_text(json.dumps(result, indent=2) + "\n")
     print(f"\nwritten to {path}")
-    return 0
 
 
 if __name__ == "__main__":

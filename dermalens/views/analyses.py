@@ -7,7 +7,7 @@ from dermalens import analysis_service, outcomes
 from dermalens.extensions import config_limit, db, limiter
 from dermalens.forms import AnalysisForm, OutcomeForm
 from dermalens.views.helpers import (clinic_zone, delete_owned_or_404, log_event, owned_analysis_or_404, owned_comparison_or_404,
-                                     stored_file_response, upload_folder)
+                                     file_store, stored_file_response)
 
 bp = Blueprint("analyses", __name__)
 
@@ -34,7 +34,7 @@ def create():
         analysis_request = analysis_service.parse_request(
             request.form, upload.read() if upload else None, upload.filename if upload else None)
         analysis = analysis_service.create_analysis(
-            db.session, current_app.extensions["classifier"], upload_folder(), current_user.id,
+            db.session, current_app.extensions["classifier"], file_store(), current_user.id,
             analysis_request)
     except analysis_service.InvalidInput as error:
         return render_template("analyses/new.html", form=form, error=error, image_kept=sent_by_script()), 400

@@ -14,13 +14,14 @@ from sqlalchemy import text
 from dermalens import analysis_service, outcomes, storage, tokens
 from dermalens.extensions import config_limit, csrf, db, limiter
 from dermalens.lesions import CLASS_GROUPS, CLASS_NAMES, CLASSES, MALIGNANT_CLASSES
+from dermalens.database import schema_problem
 from dermalens.openapi import openapi_document
 from dermalens.records import Analysis
 from dermalens.risk import RISK_CATEGORIES
 from dermalens.views import errors
 from dermalens.views.helpers import (clinic_zone, comparison_pdf_response, delete_owned_or_404,
                                      log_event, log_listing, owned_analysis_or_404, owned_comparison_or_404,
-                                     report_pdf_response, stored_file_response, upload_folder)
+                                     file_store, report_pdf_response, stored_file_response)
 
 bp = Blueprint("api", __name__, url_prefix="/api")
 csrf.exempt(bp)
@@ -86,19 +87,22 @@ def health():
     """ok (200) only if the model is loaded, the database answers and both the database's and the
     uploads' disks take a write; else degraded (503) with `problems` saying what is wrong."""
     classifier = current_app.extensions.get("classifier")
+    schema = None
     try:
         db.session.execute(text("SELECT 1"))
         database = True
+        schema = schema_problem(db.engine)
     except Exception:  # noqa: BLE001 - any failure means "not reachable"; details stay in the log
         current_app.logger.exception("database health check failed")
         database = False
-    storage_writable, storage_free_mb = storage.writable(upload_folder())
+    storage_writable, storage_free_mb = file_store().writable()
     database_file = db.engine.url.database if db.engine.dialect.name == "sqlite" else None
     database_writable, database_free_mb = (storage.writable(Path(database_file).parent)
                                            if database_file else (database, None))
     problems = [message for failed, message in (
         (classifier is None, "The model is not loaded."),
         (not database, "The database does not answer."),
+        (schema is not None, schema),
         (not database_writable, "The database's disk cannot be written (full or read-only): "
                                 "nothing can be saved, signed in or audited."),
         (not storage_writable, "The uploads folder cannot be written (disk full or read-only): "
@@ -107,6 +111,7 @@ def health():
     body = {"status": "degraded" if problems else "ok", "problems": problems,
             "model_loaded": classifier is not None,
             "model_version": classifier.info.version if classifier else None,
+            "schema_current": database and schema is None,
             "device": getattr(classifier, "device", "CPU"), "database": database,
             "database_writable": database_writable, "database_free_mb": database_free_mb,
             "storage_writable": storage_writable, "storage_free_mb": storage_free_mb}
@@ -148,7 +153,7 @@ def create_analysis():
         analysis_request = analysis_service.parse_request(
             request.form, upload.read() if upload else None, upload.filename if upload else None)
         analysis = analysis_service.create_analysis(
-            db.session, current_app.extensions["classifier"], upload_folder(), g.api_user.id,
+            db.session, current_app.extensions["classifier"], file_store(), g.api_user.id,
             analysis_request)
     except analysis_service.InvalidInput as error:
         return errors.render_error(error.status, error.message)

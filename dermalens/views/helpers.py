@@ -49,8 +49,9 @@ def start_session(user: User) -> None:
     session["signed_in_at"] = session["seen_at"] = int(time.time())
 
 
-def upload_folder() -> str:
-    return current_app.config["UPLOAD_FOLDER"]
+def file_store() -> storage.FileStore:
+    """Where this app keeps the files of analyses (`storage.FileStore`)."""
+    return current_app.extensions["files"]
 
 
 def owned_analysis_or_404(owner_id: int, public_id: str) -> Analysis:
@@ -66,7 +67,7 @@ def delete_owned_or_404(owner_id: int, public_id: str, **details) -> Response | 
     it first. Returns None when deleted, or the 503 response when nothing could be deleted."""
     analysis = owned_analysis_or_404(owner_id, public_id)
     try:
-        deleted = analysis_service.delete_analysis(db.session, upload_folder(), analysis,
+        deleted = analysis_service.delete_analysis(db.session, file_store(), analysis,
                                                    audit_event(public_id, **details))
     except analysis_service.DeleteFailed as error:
         current_app.logger.error("Deleting analysis %s failed: its files could not be set aside", public_id)
@@ -92,7 +93,7 @@ def stored_file_response(analysis: Analysis, which: str, audit_prefix: str = "")
     """The analysis's stored "image" or "heatmap" overlay, with the media type of its format,
     its download audited; 404 (`storage.FileGone`) if it was deleted meanwhile."""
     name = analysis.image_file if which == "image" else analysis.heatmap_file
-    data = storage.read_file(upload_folder(), name)
+    data = file_store().read(name)
     log_event("analysis_downloaded", analysis.public_id, detail=f"{audit_prefix}{which}")
     return Response(data, mimetype=storage.media_type(name))
 
@@ -106,7 +107,7 @@ def comparison_pdf_response(analyses, clinician: str, audit_prefix: str) -> Resp
     """Render the comparison of these (owned, oldest-first) analyses and audit each download."""
     paper = requested_paper()
     document = report_service.render_comparison_pdf(
-        analysis_service.compare(analyses, clinic_zone()), clinician, upload_folder(), paper, clinic_zone())
+        analysis_service.compare(analyses, clinic_zone()), clinician, file_store(), paper, clinic_zone())
     for analysis in analyses:
         log_event("analysis_downloaded", analysis.public_id,
                   detail=f"{audit_prefix}comparison PDF ({paper})")
@@ -116,7 +117,7 @@ def comparison_pdf_response(analyses, clinician: str, audit_prefix: str) -> Resp
 def report_pdf_response(analysis: Analysis, clinician: str, audit_prefix: str) -> Response:
     """Render the report of this (owned) analysis and audit its download."""
     paper = requested_paper()
-    document = report_service.render_pdf(analysis, clinician, upload_folder(), paper, clinic_zone())
+    document = report_service.render_pdf(analysis, clinician, file_store(), paper, clinic_zone())
     log_event("analysis_downloaded", analysis.public_id, detail=f"{audit_prefix}PDF report ({paper})")
     return pdf_response(document, report_service.report_filename(analysis, clinic_zone()))
 

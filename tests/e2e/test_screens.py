@@ -245,5 +245,5 @@ def test_the_pdf_is_named_by_patient_and_date(clinic):
     page.goto(paths["answered"])
     with page.expect_download() as download:
         page.get_by_role("link", name="Download PDF report (A4)").click()
-    assert re.fullmatch(rf"dermalens-{LONG_PATIENT}-\d{{4}}-\d{{2}}-\d{{2}}-[A-Za-z0-9-]{{1,8}}\.pdf",
+    assert re.fullmatch(rf"dermalens-{LONG_PATIENT}-\d{{4}}-\d{{2}}-\d{{2}}-[A-Za-z0-9_-]{{1,8}}\.pdf",
                         download.value.suggested_filename), download.value.suggested_filename

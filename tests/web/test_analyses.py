@@ -117,7 +117,6 @@ def test_stored_image_is_reencoded_and_served_to_its_owner(logged_in, analysis_i
 def test_a_png_heatmap_from_an_earlier_version_is_still_served_as_png(app, logged_in, analysis_id):
     from pathlib import Path
 
-    from dermalens import storage
     from dermalens.extensions import db
     from dermalens.records import Analysis
 
@@ -127,7 +126,7 @@ def test_a_png_heatmap_from_an_earlier_version_is_still_served_as_png(app, logge
         overlay = Image.open(folder / analysis.heatmap_file)
         png = io.BytesIO()
         overlay.save(png, "PNG")
-        analysis.heatmap_file = storage.write_new_file(folder, png.getvalue(), "png")
+        analysis.heatmap_file = app.extensions["files"].write_new(png.getvalue(), "png")
         db.session.commit()
 
     heatmap = logged_in.get(f"/analyses/{analysis_id}/heatmap")

@@ -4,8 +4,11 @@ import os
 
 import pytest
 
+from sqlalchemy import text
+
 from dermalens import ConfigurationError, create_app
-from tests.helpers import make_app
+from dermalens.extensions import db
+from tests.helpers import ON_POSTGRESQL, make_app
 
 
 def test_production_refuses_to_start_without_a_real_secret_key(tmp_path, monkeypatch):
@@ -55,11 +58,8 @@ def test_unwritable_upload_folder_is_a_clear_startup_error(tmp_path):
         make_app(tmp_path, UPLOAD_FOLDER=str(blocker / "uploads"))
 
 
+@pytest.mark.skipif(ON_POSTGRESQL, reason="SQLite's connection settings")
 def test_sqlite_connections_use_wal_busy_timeout_and_foreign_keys(app):
-    from sqlalchemy import text
-
-    from dermalens.extensions import db
-
     with app.app_context():
         connection = db.session.connection()
         assert connection.execute(text("PRAGMA journal_mode")).scalar() == "wal"
@@ -108,3 +108,34 @@ def test_every_page_has_a_favicon_and_browsers_asking_for_favicon_ico_get_it(cli
     assert 'rel="icon" href="/static/favicon.svg"' in client.get("/login").get_data(as_text=True)
     icon = client.get("/favicon.ico")
     assert icon.status_code == 200 and icon.mimetype == "image/svg+xml" and b"<svg" in icon.data
+
+
+@pytest.mark.skipif(not ON_POSTGRESQL, reason="PostgreSQL's connection settings")
+def test_postgresql_connections_are_pooled_checked_and_time_limited(app):
+    with app.app_context():
+        assert db.engine.pool.size() == 5 and db.engine.pool._pre_ping
+        with db.engine.connect() as connection:
+            assert connection.execute(text("SHOW statement_timeout")).scalar() == "30s"
+
+
+def test_postgresql_settings_come_from_the_environment(monkeypatch):
+    from dermalens.config import database_engine_options
+
+    monkeypatch.setenv("DERMALENS_DB_POOL_SIZE", "12")
+    monkeypatch.setenv("DERMALENS_DB_STATEMENT_TIMEOUT_MS", "5000")
+    options = database_engine_options("postgresql+psycopg://u@db/dermalens")
+    assert options["pool_size"] == 12 and options["pool_pre_ping"] is True
+    assert options["connect_args"] == {"options": "-c statement_timeout=5000"}
+    assert database_engine_options("sqlite:///x.sqlite") == {}
+
+
+@pytest.mark.parametrize("given, used", [
+    ("postgres://u:p@db.internal:5432/dermalens", "postgresql+psycopg://u:p@db.internal:5432/dermalens"),
+    ("postgresql://u@db/dermalens", "postgresql+psycopg://u@db/dermalens"),
+    ("postgresql+psycopg://u@db/dermalens", "postgresql+psycopg://u@db/dermalens"),
+    ("sqlite:////data/dermalens.sqlite", "sqlite:////data/dermalens.sqlite"),
+])
+def test_a_managed_databases_url_uses_the_installed_driver(given, used):
+    from dermalens.config import database_url
+
+    assert database_url(given) == used

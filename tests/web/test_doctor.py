@@ -39,7 +39,7 @@ def test_a_failed_commit_removes_the_files_it_wrote(app, logged_in, monkeypatch)
         request = analysis_service.AnalysisRequest(image=benign_jpeg())
         with pytest.raises(RuntimeError):
             analysis_service.create_analysis(db.session, app.extensions["classifier"],
-                                             app.config["UPLOAD_FOLDER"], 1, request)
+                                             app.extensions["files"], 1, request)
     assert stored_files(app) == [] and row_count(app) == 0
 
 

@@ -8,7 +8,7 @@ from sqlalchemy.exc import OperationalError
 
 from dermalens import storage
 from dermalens.extensions import db
-from tests.helpers import Auth, row_count, stored_files, upload
+from tests.helpers import ON_POSTGRESQL, Auth, row_count, stored_files, upload
 from tests.images import benign_jpeg
 
 
@@ -23,7 +23,8 @@ def sqlite_error(statement: str, message: str):
     return fail
 
 
-@pytest.mark.parametrize("which", ["uploads", "database"])
+@pytest.mark.parametrize("which", ["uploads", pytest.param("database", marks=pytest.mark.skipif(
+    ON_POSTGRESQL, reason="a PostgreSQL server's disk is not the app's to probe"))])
 def test_health_reports_a_disk_that_cannot_be_written(app, client, monkeypatch, which):
     uploads = app.config["UPLOAD_FOLDER"]
     real = storage.writable

@@ -2,17 +2,15 @@
 answer that stands, on screen, in the PDF, in the API and in the history's comparison."""
 
 import io
-import sqlite3
 
 import numpy as np
 import pytest
 from PIL import Image
 
 from dermalens import gate, preprocessing
-from dermalens.database import add_missing_columns
 from dermalens.extensions import db
 from dermalens.records import Analysis
-from tests.helpers import FIXTURES, PASSWORD, analysis_id_from, make_app, pdf_text, token_for, upload
+from tests.helpers import FIXTURES, analysis_id_from, pdf_text, token_for, upload
 from tests.images import with_gains
 
 FIXTURE = FIXTURES / "ISIC_0024698.jpg"
@@ -90,30 +88,6 @@ def test_the_api_lists_notices(app, client, auth):
         assert response.status_code == 201
         assert len(response.json["notices"]) == expected
         assert client.get(response.json["urls"]["self"], headers=headers).json["notices"] == response.json["notices"]
-
-
-def test_a_database_from_before_notices_is_upgraded_in_place(tmp_path):
-    app = make_app(tmp_path)
-    with app.test_client() as client:
-        client.post("/register", data={"username": "alice", "password": PASSWORD, "confirm": PASSWORD})
-        public_id = analysis_id_from(upload(client, FIXTURE.read_bytes()))
-    with sqlite3.connect(tmp_path / "test.sqlite") as connection:  # as version 1.2.1 left it
-        connection.execute("ALTER TABLE analyses DROP COLUMN notices_json")
-    upgraded = make_app(tmp_path)
-    with sqlite3.connect(tmp_path / "test.sqlite") as connection:
-        columns = [row[1] for row in connection.execute("PRAGMA table_info(analyses)")]
-    assert "notices_json" in columns
-    with upgraded.test_client() as client:
-        client.post("/login", data={"username": "alice", "password": PASSWORD})
-        response = client.get(f"/analyses/{public_id}")
-        assert response.status_code == 200 and NOTICE_START not in response.get_data(as_text=True)
-    with upgraded.app_context():
-        assert db.session.query(Analysis).filter_by(public_id=public_id).one().notices == []
-        assert add_missing_columns() == []  # a second start (or worker) finds nothing to add
-        db.session.remove()
-        with sqlite3.connect(tmp_path / "test.sqlite") as connection:
-            connection.execute("ALTER TABLE analyses DROP COLUMN notices_json")
-        assert add_missing_columns() == ["analyses.notices_json"]
 
 
 def test_evaluation_reports_how_often_a_notice_was_shown_and_how_those_answers_fared():
