@@ -1,14 +1,14 @@
 """A teacher's probabilities on a fixed set of device-style views of every training image.
 
     python -m dermalens.training.teacher --data ../shared/data/ham10000 \
-        --out .training/teacher/sklesion-views.npz [--views 6] [--resume]
+        --out models/teacher/sklesion-views-4.npz [--views 6] [--resume]
 
 The teacher is the ImageNet-pretrained Xception of the PyPI package `sklesion` (0.2.2, MIT; image
 plus age, sex and body site; trained on full-resolution HAM10000), which loses far less than a
 network trained from scratch here on other clinics' dermoscopes. It is never served. Its outputs
 on the views of `device_views.render_view` are computed once (resumable: the file is rewritten every
-CHUNK images) and cached outside git; `dermalens.train --teacher-views FILE` then trains the
-ResNet to match them on exactly those views. Install it with `pip install --no-deps
+CHUNK images) and committed (models/teacher/: float16 probabilities only, 0.8 MB for 4 views);
+`dermalens.train --teacher-views FILE` then trains the ResNet to match them on exactly those views. Install it with `pip install --no-deps
 sklesion==0.2.2` (its declared pins are older than this project's; it loads with our Keras).
 """
 
@@ -105,8 +105,11 @@ def main(argv=None) -> int:
     done = read_cache(args.out, args.views) if args.resume and args.out.exists() else {"image_ids": [],
                                                                                        "probabilities": np.zeros((0, args.views, len(CLASSES)))}
     image_ids, probabilities = list(done["image_ids"]), [np.asarray(done["probabilities"], np.float64)]
-    todo = [row for row in rows if row["image_id"] not in set(image_ids)]
+    cached = set(image_ids)
+    todo = [row for row in rows if row["image_id"] not in cached]
     print(f"{len(image_ids)} images cached, {len(todo)} to go", flush=True)
+    if not todo:
+        return 0
     args.out.parent.mkdir(parents=True, exist_ok=True)
     model = load_teacher()
     for start in range(0, len(todo), CHUNK):

@@ -91,3 +91,19 @@ def test_a_teacher_cache_of_another_recipe_is_refused(tmp_path):
     assert teacher.read_cache(path, 2)["image_ids"] == ["ISIC_1"]
     with pytest.raises(SystemExit, match="views"):
         teacher.read_cache(path, 3)
+
+
+def test_the_committed_teacher_cache_covers_every_image_with_todays_view_recipe():
+    import csv
+    from pathlib import Path
+
+    from dermalens.training import teacher
+
+    root = Path(__file__).resolve().parents[2]
+    with open(root / "models" / "dermalens-folds.csv", newline="") as handle:
+        image_ids = {row["image_id"] for row in csv.DictReader(handle)}
+    cache = teacher.read_cache(root / "models" / "teacher" / "sklesion-views-4.npz", 4)
+    assert sorted(cache["image_ids"]) == sorted(image_ids) and len(image_ids) == 10_015
+    probabilities = np.asarray(cache["probabilities"], np.float64)
+    assert probabilities.shape == (10_015, 4, 7)
+    assert np.allclose(probabilities.sum(axis=-1), 1, atol=0.01) and (probabilities >= 0).all()
