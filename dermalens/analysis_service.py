@@ -281,7 +281,7 @@ def compare(analyses: list[Analysis], clinic_zone: tzinfo = timezone.utc) -> Com
     if first.declined or last.declined:
         return Comparison(analyses, cautions, None, "The image of the first or the last analysis "
                           "could not be assessed, so no change in probability is given.")
-    first_percent, last_percent = shown_percent(first.malignant_probability), shown_percent(last.malignant_probability)
+    first_percent, last_percent = (shown_percent(a.malignant_probability) for a in (first, last))
     malignant_change = last_percent - first_percent
     first_risk, last_risk = (RISK_CATEGORIES[a.risk_category].label for a in (first, last))
     risk = (f"the risk category stayed {first_risk}" if first_risk == last_risk

@@ -24,7 +24,8 @@ def from_environment(instance_path: str) -> dict:
     """Settings for `app.config`, from environment variables with safe defaults."""
     environment = os.environ.get("DERMALENS_ENV", "production")
     production = environment == "production"
-    database = database_url(os.environ.get("DATABASE_URL")) or f"sqlite:///{Path(instance_path) / 'dermalens.sqlite'}"
+    database = (database_url(os.environ.get("DATABASE_URL"))
+                or f"sqlite:///{Path(instance_path) / 'dermalens.sqlite'}")
     return {
         "ENV_NAME": environment,
         "SECRET_KEY": os.environ.get("SECRET_KEY"),

@@ -7,6 +7,7 @@ with that command (`schema_problem`) until it is upgraded.
 """
 
 import hashlib
+from functools import lru_cache
 from pathlib import Path
 
 from sqlalchemy import event
@@ -56,12 +57,20 @@ def schema_problem(engine: Engine) -> str | None:
     """Why the database cannot serve this release (its schema is not at the migrations' head),
     as a message for the operator; None when it can."""
     from alembic.runtime.migration import MigrationContext
-    from alembic.script import ScriptDirectory
 
-    expected = set(ScriptDirectory(str(MIGRATIONS)).get_heads())
+    expected = _migration_heads()
     with engine.connect() as connection:
         current = set(MigrationContext.configure(connection).get_current_heads())
     if current == expected:
         return None
     return (f"The database schema is at revision {', '.join(sorted(current)) or 'none'}, this release "
             f"needs {', '.join(sorted(expected))}: run `flask --app app db upgrade` (make run does).")
+
+
+@lru_cache(maxsize=1)
+def _migration_heads() -> frozenset[str]:
+    """The revisions this release's migrations end at (read from disk once per process: the
+    health check asks on every probe)."""
+    from alembic.script import ScriptDirectory
+
+    return frozenset(ScriptDirectory(str(MIGRATIONS)).get_heads())

@@ -383,8 +383,8 @@ def _images(data: ReportData, width) -> Table:
 
 def _risk_cell(analysis: PrintedAnalysis, styles) -> Paragraph:
     """The risk category in bold, in its colour: the one line a reader must not miss."""
-    return Paragraph(f'<font color="{RISK_COLOURS[analysis.risk_code][0]}"><b>{printable(analysis.risk_label)}</b></font>',
-                     styles["cell"])
+    colour = RISK_COLOURS[analysis.risk_code][0]
+    return Paragraph(f'<font color="{colour}"><b>{printable(analysis.risk_label)}</b></font>', styles["cell"])
 
 
 def _risk_background(analysis: PrintedAnalysis):

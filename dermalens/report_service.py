@@ -1,13 +1,13 @@
 """Turn stored analyses into the plain data the PDF builders take, and name the files."""
 
 import re
-from datetime import datetime, timezone, tzinfo
+from datetime import timezone, tzinfo
 
 from dermalens import clock, pdf_report, storage
 from dermalens.analysis_service import COMPARISON_CAUTION, Comparison
 from dermalens.lesions import BODY_SITE_LABELS, CLASS_NAMES
 from dermalens.outcomes import OUTCOME_DIAGNOSES, OUTCOME_SOURCES
-from dermalens.records import Analysis
+from dermalens.records import Analysis, utc_now
 from dermalens.risk import RISK_CATEGORIES
 
 NOT_RECORDED = "not recorded"
@@ -67,10 +67,9 @@ def render_pdf(analysis: Analysis, clinician: str, files: storage.FileStore, pap
 
 def comparison_report_data(comparison: Comparison, clinician: str, files: storage.FileStore,
                            clinic_zone: tzinfo = timezone.utc) -> pdf_report.ComparisonReportData:
-    printed_at = datetime.now(timezone.utc).replace(tzinfo=None)
     return pdf_report.ComparisonReportData(
         clinician=clinician,
-        printed_at=clock.display(printed_at, clinic_zone),
+        printed_at=clock.display(utc_now(), clinic_zone),
         analyses=[pdf_report.PrintedAnalysis(**_printed_fields(analysis, files, clinic_zone))
                   for analysis in comparison.analyses],
         summary=comparison.summary,
@@ -94,8 +93,7 @@ def _file_safe(text: str, longest: int = 40) -> str:
 def report_filename(analysis: Analysis, clinic_zone: tzinfo = timezone.utc) -> str:
     """"dermalens-PT-001-2026-12-02-Ab3dE6fG.pdf": patient reference (when there is one), local
     date and the start of the analysis id, in characters every file system and mail client keeps."""
-    parts = ["dermalens", _file_safe(analysis.patient_ref or ""),
-             f"{clock.local(analysis.created_at, clinic_zone):%Y-%m-%d}",
+    parts = ["dermalens", _file_safe(analysis.patient_ref or ""), _local_day(analysis, clinic_zone),
              analysis.public_id[:8]]  # (URL-safe characters already)
     return "-".join(part for part in parts if part) + ".pdf"
 
@@ -103,6 +101,10 @@ def report_filename(analysis: Analysis, clinic_zone: tzinfo = timezone.utc) -> s
 def comparison_filename(analyses: list[Analysis], clinic_zone: tzinfo = timezone.utc) -> str:
     """"dermalens-comparison-PT-001-2026-01-05-to-2026-06-01.pdf" for analyses oldest first."""
     patients = {_file_safe(analysis.patient_ref or "") for analysis in analyses}
-    first, last = (f"{clock.local(analysis.created_at, clinic_zone):%Y-%m-%d}" for analysis in (analyses[0], analyses[-1]))
-    parts = ["dermalens-comparison", patients.pop() if len(patients) == 1 else "", first, "to", last]
+    parts = ["dermalens-comparison", patients.pop() if len(patients) == 1 else "",
+             _local_day(analyses[0], clinic_zone), "to", _local_day(analyses[-1], clinic_zone)]
     return "-".join(part for part in parts if part) + ".pdf"
+
+
+def _local_day(analysis: Analysis, clinic_zone: tzinfo) -> str:
+    return clock.local(analysis.created_at, clinic_zone).date().isoformat()

@@ -6,8 +6,8 @@ from flask_login import current_user, login_required
 from dermalens import analysis_service, outcomes
 from dermalens.extensions import config_limit, db, limiter
 from dermalens.forms import AnalysisForm, OutcomeForm
-from dermalens.views.helpers import (clinic_zone, delete_owned_or_404, log_event, owned_analysis_or_404, owned_comparison_or_404,
-                                     file_store, stored_file_response)
+from dermalens.views.helpers import (clinic_zone, delete_owned_or_404, file_store, log_event, owned_analysis_or_404,
+                                     owned_comparison_or_404, stored_file_response)
 
 bp = Blueprint("analyses", __name__)
 

@@ -59,6 +59,7 @@
       button.setAttribute("aria-disabled", String(on));
       form.setAttribute("aria-busy", String(on));
     }
+    function stopBusy() { setBusy(false); progress.hidden = true; }
     function say(text) { busyText.textContent = text; }
     form.addEventListener("submit", function (event) {
       setBusy(true);
@@ -82,11 +83,10 @@
       request.addEventListener("load", function () {
         var location = request.status === 201 && request.getResponseHeader("Location");
         if (location) { window.location.assign(location); return; }
-        showRefusal(form, request.responseText, request.status);
+        showRefusal(form, request.responseText, request.status, stopBusy);
       });
       request.addEventListener("error", function () {
-        setBusy(false);
-        progress.hidden = true;
+        stopBusy();
         showFormError(form, "The upload did not reach DermaLens: check the connection and try again. Your image and entries are kept.");
       });
       say("Uploading the image…");
@@ -110,16 +110,15 @@
     alert.focus();
   }
 
-  function showRefusal(form, html, status) {
+  // `stopBusy` ends this form's busy state when the answer is not a form to put in its place.
+  function showRefusal(form, html, status, stopBusy) {
     var page = new DOMParser().parseFromString(html, "text/html");
     var answer = page.querySelector("form[data-upload-form]");
     if (!answer) {
       var main = page.querySelector("main");
       var heading = main && main.querySelector("h1");
       var detail = main && main.querySelector("p");
-      form.querySelector("[data-busy]").hidden = true;
-      form.querySelector("[data-busy-button]").disabled = false;
-      form.setAttribute("aria-busy", "false");
+      stopBusy();
       showFormError(form, (heading ? heading.textContent.trim() + ": " : "Error " + status + ": ") +
                     (detail ? detail.textContent.trim() : "") + " Your image and entries are kept.");
       return;
