@@ -8,6 +8,11 @@ runs every image through the serving path (decode, prepare, network with test-ti
 then writes into the card: the temperature (NLL on validation), validation metrics, risk
 thresholds, the minimum confidence, and the image gate (parameters fitted on the training split,
 thresholds at percentiles of the validation split), plus the coverage/accuracy trade-off.
+
+The gate's image-statistics check is fitted on each image and one device-style view of it
+(`device_views.render_view`: another white balance, exposure, magnification, blur, compression),
+so that it judges whether an image is a dermoscopic lesion photo at all, not whether it was taken
+with one of HAM10000's cameras.
 """
 
 import argparse
@@ -23,7 +28,7 @@ from dermalens.inference import softmax
 from dermalens.lesions import CLASSES
 from dermalens.risk import assess_risk
 from dermalens.risk import KERATINOCYTE_CLASSES
-from dermalens.training import data, metrics
+from dermalens.training import data, device_views, metrics
 from dermalens.training.evaluate import risk_by_truth
 
 # Share of real dermoscopic validation images each check may flag (its false-alarm budget).
@@ -157,8 +162,21 @@ def choose_min_confidence(table: list[dict], overall: float) -> float:
     return table[-1]["min_confidence"]
 
 
-def fit_gate(train_stats, train_embeddings, train_labels, val_stats, val_embeddings) -> gate.Gate:
-    statistics_mean, statistics_precision = gate.fit_gaussian(train_stats)
+def device_view_statistics(rows: list[dict], decoded: list[np.ndarray]) -> np.ndarray:
+    """Gate statistics of one device-style view of each decoded training image (views 1, 2, 3
+    in turn), each seen through `preprocessing.prepare` as an upload of it would be."""
+    return np.stack([gate.image_statistics(preprocessing.prepare(
+                         device_views.render_view(rgb, row["image_id"], 1 + position % 3)))
+                     for position, (row, rgb) in enumerate(zip(rows, decoded))])
+
+
+def fit_gate(train_stats, train_embeddings, train_labels, val_stats, val_embeddings,
+             train_view_stats, val_view_stats) -> gate.Gate:
+    """The gate: quality limits at percentiles of the validation images as they are; the
+    statistics distance fitted on the training images and their device-style views, its limit at
+    a percentile of the validation images and theirs; the embedding distance fitted on the
+    training images' embeddings, its limit at a percentile of the validation images'."""
+    statistics_mean, statistics_precision = gate.fit_gaussian(np.concatenate([train_stats, train_view_stats]))
     embedding_means, embedding_precision = gate.fit_class_conditional(
         train_embeddings, train_labels, len(CLASSES))
     column = {name: val_stats[:, index] for index, name in enumerate(gate.STATISTIC_NAMES)}
@@ -170,7 +188,7 @@ def fit_gate(train_stats, train_embeddings, train_labels, val_stats, val_embeddi
                                          MIN_BRIGHT_FRACTION_LIMIT)),
         "min_sharpness": float(np.percentile(column["sharpness"], QUALITY_PERCENTILE)),
         "max_statistics_distance": float(np.percentile(
-            fitted.statistics_distance(val_stats), SCOPE_PERCENTILE)),
+            fitted.statistics_distance(np.concatenate([val_stats, val_view_stats])), SCOPE_PERCENTILE)),
         "max_embedding_distance": float(np.percentile(
             fitted.embedding_distance(val_embeddings), SCOPE_PERCENTILE)),
     }
@@ -194,9 +212,10 @@ def calibrate(card_path: Path, data_dir: Path, tta: bool = True, log=print) -> d
 
     split = data.read_split(card_path.with_name(f"{card['name']}.split.csv"))
     rows = [row for row in data.read_ham10000(data_dir) if row["image_id"] in split]
-    images = [preprocessing.prepare(decode_for_analysis(
-                  (data_dir / "images" / f"{row['image_id']}.jpg").read_bytes()))
-              for row in tqdm(rows, desc="decoding", unit="img", mininterval=5)]
+    decoded = [decode_for_analysis((data_dir / "images" / f"{row['image_id']}.jpg").read_bytes())
+               for row in tqdm(rows, desc="decoding", unit="img", mininterval=5)]
+    images = [preprocessing.prepare(rgb) for rgb in decoded]
+    view_statistics = device_view_statistics(rows, decoded)
     metadata = np.stack([preprocessing.encode_metadata(r["age"], r["sex"], r["site"]) for r in rows])
     labels = np.array([CLASSES.index(row["dx"]) for row in rows])
     is_val = np.array([split[row["image_id"]] == "val" for row in rows])
@@ -204,7 +223,8 @@ def calibrate(card_path: Path, data_dir: Path, tta: bool = True, log=print) -> d
     logits, embeddings, statistics = served_features(runner, images, metadata, card["input_size"])
 
     fitted_gate = fit_gate(statistics[~is_val], embeddings[~is_val], labels[~is_val],
-                           statistics[is_val], embeddings[is_val])
+                           statistics[is_val], embeddings[is_val],
+                           view_statistics[~is_val], view_statistics[is_val])
     val_labels, val_logits = labels[is_val], logits[is_val]
     temperature = metrics.fit_temperature(val_logits, val_labels)
     probabilities = softmax(val_logits, temperature)
@@ -239,8 +259,9 @@ def calibrate(card_path: Path, data_dir: Path, tta: bool = True, log=print) -> d
         "gate": {"file": gate_file.name, "sha256": sha256_of_file(gate_file),
                  "thresholds": fitted_gate.thresholds, "min_side": gate.MIN_SIDE_FOR_ANALYSIS,
                  "statistics": list(gate.STATISTIC_NAMES),
-                 "method": "quality percentiles + Mahalanobis distance of image statistics + "
-                           "class-conditional Mahalanobis distance of pooled embeddings"},
+                 "method": "quality percentiles + Mahalanobis distance of image statistics (fitted "
+                           "on the images and a device-style view of each) + class-conditional "
+                           "Mahalanobis distance of pooled embeddings"},
         "colour_notice_threshold": gate.NOTICEABLE_COLOUR_CHANGE,
         "calibration_command": f"python -m dermalens.training.calibrate --data {data_dir} --model-card {card_path}"
                                + ("" if tta else " --no-tta"),

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from dermalens import preprocessing
+from dermalens import gate, preprocessing
 from dermalens.assessment import assess_image, decode_for_analysis
 from dermalens.config import DEFAULT_MODEL_CARD
 from dermalens.lesions import CLASSES
@@ -46,9 +46,11 @@ def evaluate(classifier, images: Path, rows: list[dict], progress=None) -> dict:
 
     :return: {"labels", "probabilities", "indeterminate" (declined by the image gate),
         "uncertain" (answered, with low confidence), "noticed" (a notice, e.g. colours adjusted,
-        was shown), "risk" (category codes), "skipped": [(image_id, reason)], "ids"}
+        was shown), "risk" (category codes), "declined_by" (each image's `gate.REASONS` keys),
+        "skipped": [(image_id, reason)], "ids"}
     """
     labels, probabilities, indeterminate, uncertain, noticed, risk, skipped, ids = ([] for _ in range(8))
+    declined_by = []
     for row in (progress(rows) if progress else rows):
         rgb, why_not = read_labelled_image(images, row["image_id"])
         if rgb is None:
@@ -61,10 +63,27 @@ def evaluate(classifier, images: Path, rows: list[dict], progress=None) -> dict:
         uncertain.append(assessment.uncertain)
         risk.append(assessment.risk_category)
         noticed.append(bool(assessment.notices))
+        declined_by.append([reason_key(reason) for reason in assessment.gate_reasons])
         ids.append(row["image_id"])
     return {"labels": np.array(labels, int), "probabilities": np.array(probabilities, float).reshape(-1, 7),
             "indeterminate": np.array(indeterminate, bool), "uncertain": np.array(uncertain, bool),
-            "noticed": np.array(noticed, bool), "risk": risk, "skipped": skipped, "ids": ids}
+            "noticed": np.array(noticed, bool), "risk": risk, "declined_by": declined_by,
+            "skipped": skipped, "ids": ids}
+
+
+def reason_key(text: str) -> str:
+    """The `gate.REASONS` key of a reason as the gate words it."""
+    for key, template in gate.REASONS.items():
+        if text.startswith(template.split("{")[0]):
+            return key
+    raise ValueError(f"not a gate reason: {text!r}")
+
+
+def declined_by_reason(declined_by: list[list[str]]) -> dict[str, float]:
+    """Share of the images declined for each gate reason (an image may have several)."""
+    count = max(len(declined_by), 1)
+    keys = sorted({key for reasons in declined_by for key in reasons})
+    return {key: sum(key in reasons for reasons in declined_by) / count for key in keys}
 
 
 def measure_out_of_scope(classifier, folder: Path) -> dict:
@@ -98,6 +117,7 @@ def summarise(results: dict) -> dict:
     uncertain = results.get("uncertain", np.zeros(len(labels), bool))
     report["uncertain_rate"] = float(uncertain.mean()) if len(labels) else 0.0
     report["risk_by_truth"] = risk_by_truth(labels, results.get("risk", []))
+    report["declined_by_reason"] = declined_by_reason(results.get("declined_by", []))
     if answered.any():
         answered_matrix = metrics.confusion_matrix(labels[answered], probabilities[answered].argmax(1))
         report["balanced_accuracy_answered"] = metrics.balanced_accuracy(answered_matrix)
@@ -190,6 +210,9 @@ def print_summary(report: dict) -> None:
     print(f"uncertain rate {fmt(report['uncertain_rate'])}   risk by truth {report['risk_by_truth']}")
     print(f"declined (indeterminate) rate {fmt(report['indeterminate_rate'])}   balanced accuracy answered "
           f"{fmt(report['balanced_accuracy_answered'])}")
+    if report["declined_by_reason"]:
+        print("declined for: " + ", ".join(f"{key} {share:.1%}"
+                                           for key, share in report["declined_by_reason"].items()))
     print(f"colour notice rate {fmt(report['notice_rate'])}   accuracy with / without a notice "
           f"{fmt(report['accuracy_with_notice'])} / {fmt(report['accuracy_without_notice'])}")
     print("class   recall  precision")

@@ -68,6 +68,10 @@ def parse_args(argv=None):
     parser.add_argument("--teacher-weight", type=float, default=0.7,
                         help="share of the teacher's probabilities in each view's target (the rest is "
                              "the one-hot label)")
+    parser.add_argument("--ship", choices=("best", "last"), default="best",
+                        help="which epoch's weights to ship: the best validation balanced accuracy "
+                             "(early stopping on --patience), or the last (no early stopping; for a "
+                             "run whose validation images its starting weights or teacher saw)")
     parser.add_argument("--seed", type=int, default=20261121)
     parser.add_argument("--limit", type=int, help="use only the first N images (smoke runs)")
     parser.add_argument("--no-tta", action="store_true", help="calibrate without test-time augmentation")
@@ -124,6 +128,17 @@ def why_training_ended(state: dict, epochs: int, patience: int,
         return (f"time budget: {used / 60:.1f} of {time_budget_minutes:g} minutes used, and an "
                 f"epoch takes about {used / completed / 60:.1f} minutes")
     return None
+
+
+def stopping_patience(args) -> int:
+    """Early stopping's patience: --patience when the best epoch is shipped; with --ship last,
+    the run always goes to its epoch limit (or time budget)."""
+    return args.patience if args.ship == "best" else args.epochs
+
+
+def shipped_epoch(state: dict, ship: str) -> int:
+    """The epoch whose weights `finish` ships under --ship `ship`."""
+    return state["best_epoch"] if ship == "best" else state["completed_epochs"]
 
 
 def class_weights(labels: np.ndarray) -> np.ndarray:
@@ -356,7 +371,7 @@ def fit(args, work_dir, rows, split, canvas, widths):
                       loss=keras.losses.CategoricalCrossentropy(from_logits=True))
 
     def should_stop(state):
-        return why_training_ended(state, args.epochs, args.patience, args.time_budget)
+        return why_training_ended(state, args.epochs, stopping_patience(args), args.time_budget)
 
     ended_by = should_stop(state)
     if ended_by:
@@ -404,7 +419,8 @@ def finish(args, model, work_dir, state, widths, train_rows, val_count):
     from dermalens.inference import sha256_of_file
     from dermalens.network import build_resnet, explained_stride
 
-    model.load_weights(work_dir / "best.weights.h5")
+    # The checkpoint holds the last epoch's weights (the EMA average, when on).
+    model.load_weights(work_dir / ("best.weights.h5" if args.ship == "best" else "checkpoint.keras"))
     # A fresh graph without optimizer state is what we ship (smaller, nothing but weights).
     shipped = build_resnet(args.input_size, preprocessing.METADATA_SIZE, widths=widths)
     shipped.set_weights(model.get_weights())
@@ -440,7 +456,10 @@ def finish(args, model, work_dir, state, widths, train_rows, val_count):
             "validation_images": val_count,
             "epochs_run": state["completed_epochs"],
             "best_epoch": state["best_epoch"],
-            "ended_by": why_training_ended(state, args.epochs, args.patience, args.time_budget),
+            "shipped_epoch": shipped_epoch(state, args.ship),
+            "shipped": ("the best validation balanced accuracy" if args.ship == "best"
+                        else "the last epoch"),
+            "ended_by": why_training_ended(state, args.epochs, stopping_patience(args), args.time_budget),
             "imbalance": (f"each class drawn in proportion to n^{1 - args.balanced_sampling:g} "
                           f"(n = its training images) and its loss weighted so every class has "
                           f"the same expected share of the loss"),

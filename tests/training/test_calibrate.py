@@ -49,3 +49,40 @@ def test_min_confidence_is_the_loosest_with_the_required_gain():
     assert calibrate.choose_min_confidence(table, overall=0.60) == 0.4
     assert calibrate.choose_min_confidence(table, overall=0.68) == 0.5  # never reached: strictest
     assert calibrate.choose_min_confidence([], overall=0.5) == calibrate.CONFIDENCE_GRID[0]
+
+
+def test_the_gate_statistics_check_accepts_what_the_device_views_show():
+    """The statistics distance is fitted on the images and their device-style views, so an image
+    as far out as the views go is in scope, and one far beyond them still is not."""
+    from dermalens import gate
+
+    rng = np.random.default_rng(0)
+    features = len(gate.STATISTIC_NAMES)
+    images = rng.normal(0, 1, (400, features))
+    views = rng.normal(0, 3, (400, features))
+    embeddings, labels = rng.normal(0, 1, (400, 4)), np.arange(400) % 7
+    other_camera = np.zeros(features)
+    other_camera[5] = 6.0
+    not_a_lesion = np.full(features, 12.0)
+
+    def out_of_scope(fitted, statistics):
+        return fitted.statistics_distance(statistics)[0] > fitted.thresholds["max_statistics_distance"]
+
+    with_views = calibrate.fit_gate(images, embeddings, labels, images[:100], embeddings[:100],
+                                    views, views[:100])
+    without = calibrate.fit_gate(images, embeddings, labels, images[:100], embeddings[:100],
+                                 images[:0], images[:0])
+    assert out_of_scope(without, other_camera) and not out_of_scope(with_views, other_camera)
+    assert out_of_scope(with_views, not_a_lesion)
+
+
+def test_device_view_statistics_give_one_changed_row_per_image():
+    from dermalens import gate, preprocessing
+    from tests.images import lesion_array
+
+    images = [lesion_array(200, 150, seed=seed) for seed in range(3)]
+    rows = [{"image_id": f"ISIC_{seed:07d}"} for seed in range(3)]
+    statistics = calibrate.device_view_statistics(rows, images)
+    assert statistics.shape == (3, len(gate.STATISTIC_NAMES))
+    originals = np.stack([gate.image_statistics(preprocessing.prepare(image)) for image in images])
+    assert not np.allclose(statistics, originals)

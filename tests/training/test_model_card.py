@@ -99,3 +99,12 @@ def test_why_the_last_stage_ended_is_rendered_when_the_card_has_it():
     assert ("12 epochs in the last stage (ended by time budget: 25.2 of 26 minutes used, and an "
             "epoch takes about 2.1 minutes), best validation balanced accuracy at epoch 9."
             in model_card.render({**card, "training": training}))
+
+
+def test_a_card_that_ships_its_last_epoch_says_so_beside_the_best_one():
+    card = json.loads(DEFAULT_MODEL_CARD.read_text())
+    training = {**card["training"], "epochs_run": 24, "best_epoch": 2, "shipped_epoch": 24,
+                "shipped": "the last epoch", "ended_by": "epoch limit: 24 epochs run"}
+    assert ("24 epochs in the last stage (ended by epoch limit: 24 epochs run), shipped epoch 24 "
+            "(the last epoch; best validation balanced accuracy at epoch 2)."
+            in model_card.render({**card, "training": training}))

@@ -120,6 +120,27 @@ def test_resume_of_an_early_stopped_run_trains_no_further_unless_given_more_pati
     assert logged_epochs(work)[:3] == ["1", "2", "3"]
 
 
+def test_ship_last_trains_to_the_epoch_limit_and_ships_the_last_epoch(trained, tmp_path):
+    """--ship last ignores early stopping and ships the final weights, not the best epoch's."""
+    import keras
+
+    from dermalens.training import train
+
+    work = tmp_path / "work"
+    args = ["--data", str(trained / "data"), "--out", str(tmp_path / "models"), "--name", "tiny",
+            "--work-dir", str(work), "--epochs", "3", "--patience", "1", "--input-size", "32",
+            "--widths", "8,8,16,16", "--batch-size", "8", "--val-fraction", "0.5", "--ship", "last"]
+    assert train.main(args) == 0
+    assert logged_epochs(work) == ["1", "2", "3"]
+    card = json.loads((tmp_path / "models" / "tiny.json").read_text())
+    assert card["training"]["shipped_epoch"] == 3
+    assert card["training"]["shipped"] == "the last epoch"
+    shipped = keras.models.load_model(tmp_path / "models" / "tiny.keras")
+    last = keras.models.load_model(work / "checkpoint.keras")
+    for mine, theirs in zip(shipped.get_weights(), last.get_weights()):
+        np.testing.assert_array_equal(mine, theirs)
+
+
 def test_a_time_budget_ends_training_after_the_last_epoch_that_fits(trained, tmp_path):
     from dermalens.training import train
 
