@@ -391,6 +391,20 @@ def fit(args, work_dir, rows, split, canvas, widths):
     return model, state
 
 
+def class_balanced(probabilities: np.ndarray, train_labels: np.ndarray) -> np.ndarray:
+    """A teacher's probabilities (n, classes), which follow the class frequencies it was trained
+    at (HAM10000's, as do `train_labels`), divided by those frequencies and renormalised.
+
+    Why: the sampler and loss weights (`sampling_and_loss_weights`) give every class the same
+    share of the loss, so from one-hot labels the network learns a class-balanced posterior. Raw
+    teacher outputs would pull it back to the natural frequencies, under which a melanoma is
+    rarely the most likely class; balanced, both parts of a target answer the same question."""
+    counts = np.bincount(train_labels, minlength=probabilities.shape[1]).astype(np.float64)
+    frequencies = np.maximum(counts, 1) / counts.sum()
+    balanced = probabilities / frequencies
+    return (balanced / balanced.sum(axis=1, keepdims=True)).astype(np.float32)
+
+
 def _teacher_view_dataset(args, rows, is_val, meta, labels, drawn, loss_weights):
     """(dataset, examples per epoch) over the teacher cache's views of the training rows, each
     view's target mixing its one-hot label and the teacher's probabilities on that view. An epoch
@@ -408,7 +422,8 @@ def _teacher_view_dataset(args, rows, is_val, meta, labels, drawn, loss_weights)
     pixels = data.load_views(args.data, train_rows, view_count, args.input_size)
     train_labels = np.repeat(labels[~is_val], view_count)
     one_hot = np.eye(len(CLASSES), dtype=np.float32)[train_labels]
-    targets = (1 - args.teacher_weight) * one_hot + args.teacher_weight * teacher_probabilities.reshape(-1, len(CLASSES))
+    balanced = class_balanced(teacher_probabilities.reshape(-1, len(CLASSES)), labels[~is_val])
+    targets = (1 - args.teacher_weight) * one_hot + args.teacher_weight * balanced
     dataset = view_dataset(pixels.reshape(-1, *pixels.shape[2:]), np.repeat(meta[~is_val], view_count, 0),
                            targets, train_labels, drawn, loss_weights, args.batch_size, args.seed)
     return dataset, len(train_rows)

@@ -40,3 +40,12 @@ def test_out_of_range_balancing_averaging_or_colour_shift_is_refused(option):
     with pytest.raises(SystemExit) as refused:
         train.parse_args(["--data", "d", "--out", "o", *option])
     assert refused.value.code == 2
+
+
+def test_teacher_targets_are_brought_to_the_class_balanced_question_the_loss_weights_ask():
+    labels = np.array([0] * 9 + [1])            # class 0 is nine times as common
+    natural = np.array([[0.9, 0.1], [0.5, 0.5]])
+    padded = np.pad(natural, ((0, 0), (0, 5)))
+    balanced = train.class_balanced(padded, labels)
+    np.testing.assert_allclose(balanced[:, :2], [[0.5, 0.5], [0.1, 0.9]], atol=1e-6)
+    np.testing.assert_allclose(balanced.sum(axis=1), 1.0, atol=1e-6)
