@@ -57,8 +57,8 @@ def size_and_crop_row(description: str, figures: dict) -> dict:
 def other_device_row(description: str, figures: dict) -> dict:
     """One row of the "other clinics and dermoscopes" table from an evaluate metrics.json."""
     return {"description": description, "n": figures["n"],
-            "balanced_accuracy": figures["balanced_accuracy"], "auc_melanoma": figures["auc_melanoma"],
-            "ece": figures["ece"], "indeterminate_rate": figures["indeterminate_rate"],
+            "balanced_accuracy": figures["balanced_accuracy"], "melanoma_recall": figures["recall"]["mel"],
+            "auc_melanoma": figures["auc_melanoma"], "ece": figures["ece"], "indeterminate_rate": figures["indeterminate_rate"],
             "uncertain_rate": figures["uncertain_rate"]}
 
 

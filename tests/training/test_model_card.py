@@ -31,18 +31,18 @@ def test_other_device_figures_are_stored_in_the_card_and_rendered(tmp_path):
     card_path = tmp_path / DEFAULT_MODEL_CARD.name
     shutil.copy(DEFAULT_MODEL_CARD, card_path)
     metrics = {"n": 200, "balanced_accuracy": 0.5, "auc_melanoma": 0.625, "ece": 0.125,
-               "indeterminate_rate": 0.25, "uncertain_rate": 0.375, "recall": {"mel": 0.5}}
+               "indeterminate_rate": 0.25, "uncertain_rate": 0.375, "recall": {"mel": 0.75}}
     (tmp_path / "metrics.json").write_text(json.dumps(metrics))
 
     assert model_card.main(["--model-card", str(card_path),
                             "--other-device", f"PH2={tmp_path / 'metrics.json'}"]) == 0
 
     assert json.loads(card_path.read_text())["other_devices"] == [
-        {"description": "PH2", "n": 200, "balanced_accuracy": 0.5, "auc_melanoma": 0.625, "ece": 0.125,
-         "indeterminate_rate": 0.25, "uncertain_rate": 0.375}]
+        {"description": "PH2", "n": 200, "balanced_accuracy": 0.5, "melanoma_recall": 0.75,
+         "auc_melanoma": 0.625, "ece": 0.125, "indeterminate_rate": 0.25, "uncertain_rate": 0.375}]
     readme = (tmp_path / "README.md").read_text()
     assert "## Other clinics and dermoscopes" in readme
-    assert "| PH2 | 200 | 0.500 | 0.625 | 0.125 | 0.250 | 0.375 |" in readme
+    assert "| PH2 | 200 | 0.500 | 0.750 | 0.625 | 0.125 | 0.250 | 0.375 |" in readme
 
 
 def test_the_shipped_readme_is_the_render_of_the_shipped_card():
