@@ -66,8 +66,8 @@ def parse_args(argv=None):
                         help="a teacher cache (dermalens.training.teacher): train on its fixed views "
                              "of each image towards the teacher's outputs on them (function matching)")
     parser.add_argument("--teacher-weight", type=float, default=0.7,
-                        help="share of the teacher's probabilities in each view's target (the rest is "
-                             "the one-hot label)")
+                        help="share of the teacher's probabilities (class-balanced: train.class_balanced) in "
+                             "each view's target (the rest is the one-hot label)")
     parser.add_argument("--ship", choices=("best", "last"), default="best",
                         help="which epoch's weights to ship: the best validation balanced accuracy "
                              "(early stopping on --patience), or the last (no early stopping; for a "
@@ -463,8 +463,8 @@ def finish(args, model, work_dir, state, widths, train_rows, val_count):
                       if args.folds else f"by lesion_id, stratified by dx, {args.val_fraction:.0%} of "
                                          f"lesions held out, seed {args.seed}"),
             "distillation": (f"function matching: {args.teacher_weight:.0%} of each target is the "
-                             f"{teacher.TEACHER} teacher's output on the same device-style view "
-                             f"(views recipe {device_views.VERSION}; {args.teacher_views.name})"
+                             f"{teacher.TEACHER} teacher's output on the same device-style view, "
+                             f"brought to balanced class frequencies (views recipe {device_views.VERSION}; {args.teacher_views.name})"
                              if args.teacher_views else "none"),
             "train_images": len(train_rows),
             "class_counts": {name: sum(row["dx"] == name for row in train_rows) for name in CLASSES},
