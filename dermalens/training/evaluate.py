@@ -49,8 +49,8 @@ def evaluate(classifier, images: Path, rows: list[dict], progress=None) -> dict:
         was shown), "risk" (category codes), "declined_by" (each image's `gate.REASONS` keys),
         "skipped": [(image_id, reason)], "ids"}
     """
-    labels, probabilities, indeterminate, uncertain, noticed, risk, skipped, ids = ([] for _ in range(8))
-    declined_by = []
+    labels, probabilities, indeterminate, uncertain, noticed, risk, declined_by, skipped, ids = (
+        [] for _ in range(9))
     for row in (progress(rows) if progress else rows):
         rgb, why_not = read_labelled_image(images, row["image_id"])
         if rgb is None:

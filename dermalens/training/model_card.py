@@ -58,8 +58,8 @@ def other_device_row(description: str, figures: dict) -> dict:
     """One row of the "other clinics and dermoscopes" table from an evaluate metrics.json."""
     return {"description": description, "n": figures["n"],
             "balanced_accuracy": figures["balanced_accuracy"], "melanoma_recall": figures["recall"]["mel"],
-            "auc_melanoma": figures["auc_melanoma"], "ece": figures["ece"], "indeterminate_rate": figures["indeterminate_rate"],
-            "uncertain_rate": figures["uncertain_rate"]}
+            "auc_melanoma": figures["auc_melanoma"], "ece": figures["ece"],
+            "indeterminate_rate": figures["indeterminate_rate"], "uncertain_rate": figures["uncertain_rate"]}
 
 
 def _pairs(parser, option: str, items: list[str]) -> list[tuple[str, Path]]:

@@ -464,7 +464,8 @@ def finish(args, model, work_dir, state, widths, train_rows, val_count):
                                          f"lesions held out, seed {args.seed}"),
             "distillation": (f"function matching: {args.teacher_weight:.0%} of each target is the "
                              f"{teacher.TEACHER} teacher's output on the same device-style view, "
-                             f"brought to balanced class frequencies (views recipe {device_views.VERSION}; {args.teacher_views.name})"
+                             f"brought to balanced class frequencies (views recipe "
+                             f"{device_views.VERSION}; {args.teacher_views.name})"
                              if args.teacher_views else "none"),
             "train_images": len(train_rows),
             "class_counts": {name: sum(row["dx"] == name for row in train_rows) for name in CLASSES},
