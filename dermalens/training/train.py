@@ -68,6 +68,10 @@ def parse_args(argv=None):
     parser.add_argument("--teacher-weight", type=float, default=0.7,
                         help="share of the teacher's probabilities (class-balanced: train.class_balanced) in "
                              "each view's target (the rest is the one-hot label)")
+    parser.add_argument("--teacher-view", choices=("same", "clean"), default="same",
+                        help="which of the teacher's outputs each view is trained towards: its output "
+                             "on the same view (function matching), or on view 0, the image itself "
+                             "(for a teacher that is unreliable on re-rendered views)")
     parser.add_argument("--ship", choices=("best", "last"), default="best",
                         help="which epoch's weights to ship: the best validation balanced accuracy "
                              "(early stopping on --patience), or the last (no early stopping; for a "
@@ -405,6 +409,27 @@ def class_balanced(probabilities: np.ndarray, train_labels: np.ndarray) -> np.nd
     return (balanced / balanced.sum(axis=1, keepdims=True)).astype(np.float32)
 
 
+# What each view's teacher target is the output on, as the model card says it.
+TEACHER_VIEWS = {"same": "the same device-style view",
+                 "clean": "the image itself (view 0), for every device-style view of it"}
+
+
+def teacher_targets(probabilities: np.ndarray, labels: np.ndarray, weight: float, view: str) -> np.ndarray:
+    """Training targets (n * views, classes) for the cached views of n images, view-major within
+    each image: (1 - weight) one-hot label + weight class-balanced teacher probabilities.
+
+    `probabilities` is (n, views, classes), the teacher's output on each view; with `view` "same"
+    each view is matched to the teacher's output on it, with "clean" every view of an image to
+    the teacher's output on view 0, the image itself: the re-rendered lesion is the same lesion.
+    """
+    count, views, classes = probabilities.shape
+    if view == "clean":
+        probabilities = np.repeat(probabilities[:, :1], views, axis=1)
+    balanced = class_balanced(probabilities.reshape(-1, classes), labels)
+    one_hot = np.eye(classes, dtype=np.float32)[np.repeat(labels, views)]
+    return ((1 - weight) * one_hot + weight * balanced).astype(np.float32)
+
+
 def _teacher_view_dataset(args, rows, is_val, meta, labels, drawn, loss_weights):
     """(dataset, examples per epoch) over the teacher cache's views of the training rows, each
     view's target mixing its one-hot label and the teacher's probabilities on that view. An epoch
@@ -421,9 +446,7 @@ def _teacher_view_dataset(args, rows, is_val, meta, labels, drawn, loss_weights)
     teacher_probabilities = np.asarray(cache["probabilities"], np.float32)[[index[row["image_id"]] for row in train_rows]]
     pixels = data.load_views(args.data, train_rows, view_count, args.input_size)
     train_labels = np.repeat(labels[~is_val], view_count)
-    one_hot = np.eye(len(CLASSES), dtype=np.float32)[train_labels]
-    balanced = class_balanced(teacher_probabilities.reshape(-1, len(CLASSES)), labels[~is_val])
-    targets = (1 - args.teacher_weight) * one_hot + args.teacher_weight * balanced
+    targets = teacher_targets(teacher_probabilities, labels[~is_val], args.teacher_weight, args.teacher_view)
     dataset = view_dataset(pixels.reshape(-1, *pixels.shape[2:]), np.repeat(meta[~is_val], view_count, 0),
                            targets, train_labels, drawn, loss_weights, args.batch_size, args.seed)
     return dataset, len(train_rows)
@@ -463,7 +486,7 @@ def finish(args, model, work_dir, state, widths, train_rows, val_count):
                       if args.folds else f"by lesion_id, stratified by dx, {args.val_fraction:.0%} of "
                                          f"lesions held out, seed {args.seed}"),
             "distillation": (f"function matching: {args.teacher_weight:.0%} of each target is the "
-                             f"{teacher.TEACHER} teacher's output on the same device-style view, "
+                             f"{teacher.TEACHER} teacher's output on {TEACHER_VIEWS[args.teacher_view]}, "
                              f"brought to balanced class frequencies (views recipe "
                              f"{device_views.VERSION}; {args.teacher_views.name})"
                              if args.teacher_views else "none"),

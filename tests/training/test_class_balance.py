@@ -49,3 +49,16 @@ def test_teacher_targets_are_brought_to_the_class_balanced_question_the_loss_wei
     balanced = train.class_balanced(padded, labels)
     np.testing.assert_allclose(balanced[:, :2], [[0.5, 0.5], [0.1, 0.9]], atol=1e-6)
     np.testing.assert_allclose(balanced.sum(axis=1), 1.0, atol=1e-6)
+
+
+@pytest.mark.parametrize("view", ["same", "clean"])
+def test_each_view_is_trained_towards_the_teacher_on_that_view_or_on_the_image_itself(view):
+    labels = np.array([0, 1])
+    on_views = np.zeros((2, 3, 7))
+    on_views[:, :, 2] = 1.0                        # the teacher calls every re-rendered view class 2
+    on_views[:, 0] = np.eye(7)[labels]             # and the image itself its true class
+    targets = train.teacher_targets(on_views, labels, 0.5, view).reshape(2, 3, 7)
+    np.testing.assert_allclose(targets.sum(axis=2), 1.0, atol=1e-6)
+    np.testing.assert_allclose(targets[:, 0], np.eye(7)[labels], atol=1e-6)
+    expected_view_2 = np.eye(7)[labels] if view == "clean" else 0.5 * np.eye(7)[labels] + 0.5 * np.eye(7)[[2, 2]]
+    np.testing.assert_allclose(targets[:, 2], expected_view_2, atol=1e-6)

@@ -190,9 +190,12 @@ def test_training_on_a_fold_towards_a_teacher_on_fixed_views(trained, tmp_path):
     args = ["--data", str(trained / "data"), "--out", str(tmp_path / "models"), "--name", "tiny",
             "--work-dir", str(tmp_path / "work"), "--epochs", "1", "--input-size", "32",
             "--widths", "8,8,16,16", "--batch-size", "8", "--folds", str(tmp_path / "folds.csv"),
-            "--fold", "1", "--teacher-views", str(tmp_path / "views.npz"), "--teacher-weight", "0.5"]
+            "--fold", "1", "--teacher-views", str(tmp_path / "views.npz"), "--teacher-weight", "0.5",
+            "--teacher-view", "clean"]
     assert train.main(args) == 0
     card = json.loads((tmp_path / "models" / "tiny.json").read_text())
+    assert ("teacher's output on the image itself (view 0), for every device-style view"
+            in card["training"]["distillation"])
     assert card["training"]["split"].startswith("fold 1 of the lesion-grouped folds in folds.csv")
     assert card["training"]["distillation"].startswith("function matching: 50%")
     held_out = {image_id for image_id, side in data.read_split(tmp_path / "models" / "tiny.split.csv").items()
