@@ -1,12 +1,14 @@
 """Know when not to answer: image quality and scope checks before a diagnosis is shown.
 
-Three families of checks, all with thresholds measured on the validation split of the training
-data (see `dermalens.training.calibrate`), none hand-tuned:
+Three families of checks, their thresholds measured on the validation split of the training
+data and device-style views of it (see `dermalens.training.calibrate`); the only fixed levels are
+definitions (what a blown-out pixel and a monochrome image are):
 
 - quality: too small, too dark, overexposed, too blurred (image statistics of the network's input
   square, so they do not depend on the upload's resolution);
 - scope by appearance: Mahalanobis distance of 15 colour/texture statistics from those of
-  dermoscopic images (catches blanks, gradients, noise, documents, screenshots);
+  dermoscopic images (catches blanks, gradients, noise, documents, screenshots), and no colour
+  at all (a monochrome image is never a dermoscopic one);
 - scope by the network's own features: class-conditional Mahalanobis distance of the pooled
   embedding (Lee et al., 2018), which catches natural photos the statistics alone miss.
 
@@ -27,8 +29,16 @@ STATISTICS_SIZE = 128
 # Below the network's input size the image would be upsampled: too little detail to assess.
 MIN_SIDE_FOR_ANALYSIS = 128
 
+# A pixel at this level in all three channels has lost its colour (glare, or the sensor clipped);
+# pale skin under a bright dermoscope is near white too, but keeps its blue channel below it.
+BLOWN_OUT_LEVEL = 250
+
+# Below this mean saturation (HSV, 0-255) an image is monochrome: a scan, an X-ray, a black-and-
+# white photo. Dermoscopes record colour; their least colourful images sit far above it.
+MONOCHROME_SATURATION = 8.0
+
 STATISTIC_NAMES = (
-    "luminance_mean", "luminance_std", "bright_fraction", "dark_fraction", "sharpness",
+    "luminance_mean", "luminance_std", "blown_out_fraction", "dark_fraction", "sharpness",
     "a_mean", "a_std", "b_mean", "b_std", "saturation_mean", "saturation_std",
     "edge_density", "colourfulness", "high_frequency_ratio", "channel_correlation",
 )
@@ -62,7 +72,7 @@ def image_statistics(prepared: preprocessing.PreparedImage) -> np.ndarray:
     return np.array([
         gray.mean(),
         gray.std(),
-        (gray > 245).mean(),
+        (square.min(axis=2) >= BLOWN_OUT_LEVEL).mean(),
         (gray < 15).mean(),
         np.log1p(laplacian.var()),
         lab[..., 1].mean(), lab[..., 1].std(), lab[..., 2].mean(), lab[..., 2].std(),
@@ -139,7 +149,8 @@ class Gate:
         limits = self.thresholds
         values = dict(zip(STATISTIC_NAMES, statistics))
         reasons = []
-        out_of_scope = self.statistics_distance(statistics)[0] > limits["max_statistics_distance"]
+        out_of_scope = (self.statistics_distance(statistics)[0] > limits["max_statistics_distance"]
+                        or values["saturation_mean"] < MONOCHROME_SATURATION)
         if embedding is not None:
             out_of_scope |= bool(self.embedding_distance(embedding)[0] > limits["max_embedding_distance"])
         if out_of_scope:
@@ -147,7 +158,7 @@ class Gate:
         if values["luminance_mean"] < limits["min_luminance"]:
             reasons.append(REASONS["too_dark"])
         if (values["luminance_mean"] > limits["max_luminance"]
-                or values["bright_fraction"] > limits["max_bright_fraction"]):
+                or values["blown_out_fraction"] > limits["max_blown_out_fraction"]):
             reasons.append(REASONS["overexposed"])
         if values["sharpness"] < limits["min_sharpness"]:
             reasons.append(REASONS["blurred"])

@@ -189,9 +189,10 @@ class NetworkRunner:
 def load_gate(card_path: Path, card: dict):
     """The fitted gate named by the card, checksum-verified; None if the card has no gate.
 
-    :raise ModelLoadError: gate file missing or not the one the card describes.
+    :raise ModelLoadError: gate file missing or not the one the card describes, or fitted on
+        other statistics than this code computes.
     """
-    from dermalens.gate import Gate
+    from dermalens.gate import STATISTIC_NAMES, Gate
 
     section = card.get("gate")
     if not section:
@@ -201,6 +202,10 @@ def load_gate(card_path: Path, card: dict):
         raise ModelLoadError(f"Gate parameters not found: {gate_path} (described by {card_path}).")
     if sha256_of_file(gate_path) != section["sha256"]:
         raise ModelLoadError(f"Gate parameters {gate_path} do not match the SHA-256 in {card_path}.")
+    if section.get("statistics") != list(STATISTIC_NAMES):
+        raise ModelLoadError(f"The gate in {card_path} was fitted on other image statistics than this "
+                             "version of DermaLens computes. Refit it with python -m "
+                             "dermalens.training.calibrate, or run the DermaLens version it was fitted with.")
     return Gate.load(gate_path, section["thresholds"])
 
 

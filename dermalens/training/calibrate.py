@@ -9,10 +9,10 @@ then writes into the card: the temperature (NLL on validation), validation metri
 thresholds, the minimum confidence, and the image gate (parameters fitted on the training split,
 thresholds at percentiles of the validation split), plus the coverage/accuracy trade-off.
 
-The gate's image-statistics check is fitted on each image and one device-style view of it
-(`device_views.render_view`: another white balance, exposure, magnification, blur, compression),
-so that it judges whether an image is a dermoscopic lesion photo at all, not whether it was taken
-with one of HAM10000's cameras.
+The gate's image-statistics check and quality limits are fitted on each image and one
+device-style view of it (`device_views.render_view`: another white balance, exposure,
+magnification, blur, compression), so that they judge whether an image is an assessable
+dermoscopic lesion photo at all, not whether it was taken with one of HAM10000's cameras.
 """
 
 import argparse
@@ -36,7 +36,7 @@ QUALITY_PERCENTILE = 0.5      # too dark / overexposed / blurred: 0.5% each, at 
 SCOPE_PERCENTILE = 99.0       # statistics and embedding distance: 1% each
 # The training copies are downscaled and almost never show glare; real uploads from contact
 # dermoscopy can. Never call an image overexposed for fewer blown-out pixels than this.
-MIN_BRIGHT_FRACTION_LIMIT = 0.10
+MIN_BLOWN_OUT_LIMIT = 0.10
 CONFIDENCE_GRID = np.round(np.arange(0.30, 0.91, 0.02), 2)
 REQUIRED_GAIN = 0.05          # answered-part balanced accuracy must beat overall by 5 points
 BATCH = 64
@@ -172,23 +172,24 @@ def device_view_statistics(rows: list[dict], decoded: list[np.ndarray]) -> np.nd
 
 def fit_gate(train_stats, train_embeddings, train_labels, val_stats, val_embeddings,
              train_view_stats, val_view_stats) -> gate.Gate:
-    """The gate: quality limits at percentiles of the validation images as they are; the
-    statistics distance fitted on the training images and their device-style views, its limit at
-    a percentile of the validation images and theirs; the embedding distance fitted on the
+    """The gate: quality limits at percentiles of the validation images and their device-style
+    views; the statistics distance fitted on the training images and their views, its limit at a
+    percentile of the validation images and theirs; the embedding distance fitted on the
     training images' embeddings, its limit at a percentile of the validation images'."""
     statistics_mean, statistics_precision = gate.fit_gaussian(np.concatenate([train_stats, train_view_stats]))
     embedding_means, embedding_precision = gate.fit_class_conditional(
         train_embeddings, train_labels, len(CLASSES))
-    column = {name: val_stats[:, index] for index, name in enumerate(gate.STATISTIC_NAMES)}
+    val_and_views = np.concatenate([val_stats, val_view_stats])
+    column = {name: val_and_views[:, index] for index, name in enumerate(gate.STATISTIC_NAMES)}
     fitted = gate.Gate(statistics_mean, statistics_precision, embedding_means, embedding_precision, {})
     fitted.thresholds = {
         "min_luminance": float(np.percentile(column["luminance_mean"], QUALITY_PERCENTILE)),
         "max_luminance": float(np.percentile(column["luminance_mean"], 100 - QUALITY_PERCENTILE)),
-        "max_bright_fraction": float(max(np.percentile(column["bright_fraction"], 100 - QUALITY_PERCENTILE),
-                                         MIN_BRIGHT_FRACTION_LIMIT)),
+        "max_blown_out_fraction": float(max(np.percentile(column["blown_out_fraction"], 100 - QUALITY_PERCENTILE),
+                                            MIN_BLOWN_OUT_LIMIT)),
         "min_sharpness": float(np.percentile(column["sharpness"], QUALITY_PERCENTILE)),
         "max_statistics_distance": float(np.percentile(
-            fitted.statistics_distance(np.concatenate([val_stats, val_view_stats])), SCOPE_PERCENTILE)),
+            fitted.statistics_distance(val_and_views), SCOPE_PERCENTILE)),
         "max_embedding_distance": float(np.percentile(
             fitted.embedding_distance(val_embeddings), SCOPE_PERCENTILE)),
     }
@@ -259,8 +260,8 @@ def calibrate(card_path: Path, data_dir: Path, tta: bool = True, log=print) -> d
         "gate": {"file": gate_file.name, "sha256": sha256_of_file(gate_file),
                  "thresholds": fitted_gate.thresholds, "min_side": gate.MIN_SIDE_FOR_ANALYSIS,
                  "statistics": list(gate.STATISTIC_NAMES),
-                 "method": "quality percentiles + Mahalanobis distance of image statistics (fitted "
-                           "on the images and a device-style view of each) + class-conditional "
+                 "method": "quality percentiles + Mahalanobis distance of image statistics (both "
+                           "fitted on the images and a device-style view of each) + class-conditional "
                            "Mahalanobis distance of pooled embeddings"},
         "colour_notice_threshold": gate.NOTICEABLE_COLOUR_CHANGE,
         "calibration_command": f"python -m dermalens.training.calibrate --data {data_dir} --model-card {card_path}"

@@ -297,6 +297,20 @@ def test_classifier_refuses_a_model_trained_with_other_preprocessing(trained, tm
     assert KerasClassifier(tmp_path / "tiny.json").info.version == card["version"]
 
 
+def test_classifier_refuses_a_gate_fitted_on_other_image_statistics(trained, tmp_path):
+    """A gate's distances and limits mean something only for the statistics it was fitted on."""
+    from dermalens.inference import KerasClassifier, ModelLoadError
+
+    card = json.loads((trained / "models" / "tiny.json").read_text())
+    for artefact in ("tiny.keras", card["gate"]["file"]):
+        shutil.copy(trained / "models" / artefact, tmp_path / artefact)
+    renamed = [name.replace("blown_out", "bright") for name in card["gate"]["statistics"]]
+    for statistics in (renamed, card["gate"]["statistics"][:-1], None):
+        (tmp_path / "tiny.json").write_text(json.dumps({**card, "gate": {**card["gate"], "statistics": statistics}}))
+        with pytest.raises(ModelLoadError, match="other image statistics"):
+            KerasClassifier(tmp_path / "tiny.json")
+
+
 def test_app_refuses_to_start_on_tampered_weights(trained, tmp_path):
     from dermalens import create_app
     from dermalens.inference import ModelLoadError
