@@ -37,6 +37,9 @@ SCOPE_PERCENTILE = 99.0       # statistics and embedding distance: 1% each
 # The training copies are downscaled and almost never show glare; real uploads from contact
 # dermoscopy can. Never call an image overexposed for fewer blown-out pixels than this.
 MIN_BLOWN_OUT_LIMIT = 0.10
+GATE_METHOD = ("quality percentiles + Mahalanobis distance of image statistics (both fitted on the "
+               "images and a device-style view of each) + monochrome images out of scope + "
+               "class-conditional Mahalanobis distance of pooled embeddings")
 CONFIDENCE_GRID = np.round(np.arange(0.30, 0.91, 0.02), 2)
 REQUIRED_GAIN = 0.05          # answered-part balanced accuracy must beat overall by 5 points
 BATCH = 64
@@ -260,9 +263,7 @@ def calibrate(card_path: Path, data_dir: Path, tta: bool = True, log=print) -> d
         "gate": {"file": gate_file.name, "sha256": sha256_of_file(gate_file),
                  "thresholds": fitted_gate.thresholds, "min_side": gate.MIN_SIDE_FOR_ANALYSIS,
                  "statistics": list(gate.STATISTIC_NAMES),
-                 "method": "quality percentiles + Mahalanobis distance of image statistics (both "
-                           "fitted on the images and a device-style view of each) + class-conditional "
-                           "Mahalanobis distance of pooled embeddings"},
+                 "method": GATE_METHOD},
         "colour_notice_threshold": gate.NOTICEABLE_COLOUR_CHANGE,
         "calibration_command": f"python -m dermalens.training.calibrate --data {data_dir} --model-card {card_path}"
                                + ("" if tta else " --no-tta"),
