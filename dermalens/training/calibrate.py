@@ -8,6 +8,11 @@ runs every image through the serving path (decode, prepare, network with test-ti
 then writes into the card: the temperature (NLL on validation), validation metrics, risk
 thresholds, the minimum confidence, and the image gate (parameters fitted on the training split,
 thresholds at percentiles of the validation split), plus the coverage/accuracy trade-off.
+With --prior-correction it first fits per-class logit offsets on the validation split
+(`metrics.fit_prior_correction`: the network's class prior corrected), adds them to the bias of
+the network's logits layer (the weights file is rewritten and its SHA-256 updated in the card)
+and fits everything else on the corrected logits; the card records them under
+`training.prior_correction`, and a corrected network is never corrected twice.
 
 The gate's image-statistics check and quality limits are fitted on each image and one
 device-style view of it (`device_views.render_view`: another white balance, exposure,
@@ -53,6 +58,9 @@ def parse_args(argv=None):
     parser.add_argument("--risk-only", action="store_true",
                         help="keep the temperature, gate and minimum confidence; refit only the risk "
                              "thresholds and the risk figures (after a change of the risk rules)")
+    parser.add_argument("--prior-correction", action="store_true",
+                        help="correct the network's class prior first (metrics.fit_prior_correction), "
+                             "for a network taught at HAM10000's class frequencies")
     return parser.parse_args(argv)
 
 
@@ -199,8 +207,23 @@ def fit_gate(train_stats, train_embeddings, train_labels, val_stats, val_embeddi
     return fitted
 
 
-def calibrate(card_path: Path, data_dir: Path, tta: bool = True, log=print) -> dict:
-    """Fill the card at `card_path` (which already names the weights and training run); return it."""
+def add_logit_offsets(weights_path: Path, offsets: np.ndarray) -> None:
+    """Rewrite the network at `weights_path` with `offsets` added to its logits layer's bias."""
+    import keras
+
+    model = keras.models.load_model(weights_path, compile=False, safe_mode=True)
+    layer = model.get_layer("logits")
+    kernel, bias = layer.get_weights()
+    layer.set_weights([kernel, (bias + offsets).astype(bias.dtype)])
+    written = weights_path.with_name(weights_path.stem + ".corrected.keras")
+    model.save(written)
+    written.replace(weights_path)
+
+
+def calibrate(card_path: Path, data_dir: Path, tta: bool = True, prior_correction: bool = False,
+              log=print) -> dict:
+    """Fill the card at `card_path` (which already names the weights and training run); return it.
+    With `prior_correction`, correct the network's class prior first (see the module docstring)."""
     config.quiet_tensorflow()
     import keras
     from tqdm import tqdm
@@ -211,6 +234,10 @@ def calibrate(card_path: Path, data_dir: Path, tta: bool = True, log=print) -> d
     weights_path = card_path.with_suffix(".keras")
     if sha256_of_file(weights_path) != card["sha256"]:
         raise SystemExit(f"{weights_path} does not match the SHA-256 in {card_path}")
+    if prior_correction and "prior_correction" in card["training"]:
+        raise SystemExit(f"{weights_path} already has its class prior corrected "
+                         f"({card['training']['prior_correction']['offsets']}); calibrate it "
+                         "without --prior-correction")
     model = keras.models.load_model(weights_path, compile=False, safe_mode=True)
     runner = NetworkRunner(model, card["input_size"], tta=tta)
 
@@ -225,6 +252,12 @@ def calibrate(card_path: Path, data_dir: Path, tta: bool = True, log=print) -> d
     is_val = np.array([split[row["image_id"]] == "val" for row in rows])
     log(f"running the network on {len(rows)} images (TTA {'on' if tta else 'off'})")
     logits, embeddings, statistics = served_features(runner, images, metadata, card["input_size"])
+    if prior_correction:
+        before = metrics.balanced_accuracy(metrics.confusion_matrix(labels[is_val], logits[is_val].argmax(1)))
+        offsets = metrics.fit_prior_correction(logits[is_val], labels[is_val])
+        logits = logits + offsets
+        after = metrics.balanced_accuracy(metrics.confusion_matrix(labels[is_val], logits[is_val].argmax(1)))
+        log(f"prior correction {np.round(offsets, 2)}: validation balanced accuracy {before:.3f} -> {after:.3f}")
 
     fitted_gate = fit_gate(statistics[~is_val], embeddings[~is_val], labels[~is_val],
                            statistics[is_val], embeddings[is_val],
@@ -253,6 +286,16 @@ def calibrate(card_path: Path, data_dir: Path, tta: bool = True, log=print) -> d
     report["indeterminate_rate"] = report["gate_flagged_rate"]
     gate_file = card_path.with_name(f"{card['name']}.gate.npz")
     fitted_gate.save(gate_file)
+    if prior_correction:
+        add_logit_offsets(weights_path, offsets)
+        card["sha256"] = sha256_of_file(weights_path)
+        card["training"]["prior_correction"] = {
+            "method": "per-class logit offsets minimising the class-balanced negative log-likelihood "
+                      "of the validation split (metrics.fit_prior_correction), added to the logits "
+                      "layer's bias",
+            "offsets": dict(zip(CLASSES, map(float, offsets))),
+            "validation_balanced_accuracy_before": before, "validation_balanced_accuracy_after": after,
+        }
     card.update({
         "tta": tta,
         "temperature": temperature,
@@ -266,7 +309,7 @@ def calibrate(card_path: Path, data_dir: Path, tta: bool = True, log=print) -> d
                  "method": GATE_METHOD},
         "colour_notice_threshold": gate.NOTICEABLE_COLOUR_CHANGE,
         "calibration_command": f"python -m dermalens.training.calibrate --data {data_dir} --model-card {card_path}"
-                               + ("" if tta else " --no-tta"),
+                               + ("" if tta else " --no-tta") + (" --prior-correction" if prior_correction else ""),
     })
     card_path.write_text(json.dumps(card, indent=2) + "\n")
     log(json.dumps({key: report[key] for key in ("balanced_accuracy", "balanced_accuracy_answered",
@@ -304,7 +347,7 @@ def main(argv=None) -> int:
     if args.risk_only:
         refit_risk(args.model_card, args.data)
     else:
-        calibrate(args.model_card, args.data, tta=not args.no_tta)
+        calibrate(args.model_card, args.data, tta=not args.no_tta, prior_correction=args.prior_correction)
     return 0
 
 

@@ -202,3 +202,28 @@ def fit_temperature(logits, labels) -> float:
         else:
             low = a
     return float(np.exp((low + high) / 2))
+
+
+
+def fit_prior_correction(logits, labels, steps: int = 5000) -> np.ndarray:
+    """Per-class offsets (summing to 0) that, added to `logits`, minimise the class-balanced
+    negative log-likelihood of `labels` (every class weighing the same, however many images it
+    has): a post-hoc correction of the network's class prior, fitted by gradient descent (the
+    objective is convex in the offsets).
+
+    Why: a network trained towards a teacher's outputs at HAM10000's class frequencies learns
+    those frequencies as its prior, under which a melanoma is rarely the most likely class even
+    when the network ranks melanomas well; the sampler and loss weights ask for a class-balanced
+    posterior. The offsets are constant per class, so each class's ranking (its AUC) is
+    unchanged; only which class comes first moves."""
+    logits = np.asarray(logits, np.float64)
+    labels = np.asarray(labels, int)
+    classes = logits.shape[1]
+    counts = np.bincount(labels, minlength=classes)
+    weights = 1.0 / (counts[labels] * np.count_nonzero(counts))
+    one_hot = np.eye(classes)[labels]
+    offsets = np.zeros(classes)
+    for _ in range(steps):
+        gradient = (weights[:, None] * (softmax(logits + offsets) - one_hot)).sum(axis=0)
+        offsets -= 2.0 * gradient
+    return offsets - offsets.mean()

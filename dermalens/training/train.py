@@ -72,10 +72,17 @@ def parse_args(argv=None):
                         help="which of the teacher's outputs each view is trained towards: its output "
                              "on the same view (function matching), or on view 0, the image itself "
                              "(for a teacher that is unreliable on re-rendered views)")
+    parser.add_argument("--teacher-prior", choices=tuple(TEACHER_PRIORS), default="balanced",
+                        help="the class frequencies the teacher's probabilities are brought to: "
+                             "balanced (train.class_balanced, the default) or natural (as the teacher "
+                             "gives them: HAM10000's)")
     parser.add_argument("--ship", choices=("best", "last"), default="best",
                         help="which epoch's weights to ship: the best validation balanced accuracy "
                              "(early stopping on --patience), or the last (no early stopping; for a "
                              "run whose validation images its starting weights or teacher saw)")
+    parser.add_argument("--prior-correction", action="store_true",
+                        help="calibrate with a post-hoc correction of the class prior "
+                             "(dermalens.training.calibrate --prior-correction)")
     parser.add_argument("--seed", type=int, default=20261121)
     parser.add_argument("--limit", type=int, help="use only the first N images (smoke runs)")
     parser.add_argument("--no-tta", action="store_true", help="calibrate without test-time augmentation")
@@ -414,9 +421,16 @@ TEACHER_VIEWS = {"same": "the same device-style view",
                  "clean": "the image itself (view 0), for every device-style view of it"}
 
 
-def teacher_targets(probabilities: np.ndarray, labels: np.ndarray, weight: float, view: str) -> np.ndarray:
+# The class frequencies the teacher's probabilities are brought to, as the model card says it.
+TEACHER_PRIORS = {"balanced": "brought to balanced class frequencies",
+                  "natural": "at HAM10000's class frequencies, as the teacher gives them"}
+
+
+def teacher_targets(probabilities: np.ndarray, labels: np.ndarray, weight: float, view: str,
+                    prior: str = "balanced") -> np.ndarray:
     """Training targets (n * views, classes) for the cached views of n images, view-major within
-    each image: (1 - weight) one-hot label + weight class-balanced teacher probabilities.
+    each image: (1 - weight) one-hot label + weight teacher probabilities, class-balanced
+    (`class_balanced`) unless `prior` is "natural".
 
     `probabilities` is (n, views, classes), the teacher's output on each view; with `view` "same"
     each view is matched to the teacher's output on it, with "clean" every view of an image to
@@ -425,9 +439,11 @@ def teacher_targets(probabilities: np.ndarray, labels: np.ndarray, weight: float
     count, views, classes = probabilities.shape
     if view == "clean":
         probabilities = np.repeat(probabilities[:, :1], views, axis=1)
-    balanced = class_balanced(probabilities.reshape(-1, classes), labels)
+    taught = probabilities.reshape(-1, classes).astype(np.float32)
+    if prior == "balanced":
+        taught = class_balanced(taught, labels)
     one_hot = np.eye(classes, dtype=np.float32)[np.repeat(labels, views)]
-    return ((1 - weight) * one_hot + weight * balanced).astype(np.float32)
+    return ((1 - weight) * one_hot + weight * taught).astype(np.float32)
 
 
 def _teacher_view_dataset(args, rows, is_val, meta, labels, drawn, loss_weights):
@@ -446,7 +462,8 @@ def _teacher_view_dataset(args, rows, is_val, meta, labels, drawn, loss_weights)
     teacher_probabilities = np.asarray(cache["probabilities"], np.float32)[[index[row["image_id"]] for row in train_rows]]
     pixels = data.load_views(args.data, train_rows, view_count, args.input_size)
     train_labels = np.repeat(labels[~is_val], view_count)
-    targets = teacher_targets(teacher_probabilities, labels[~is_val], args.teacher_weight, args.teacher_view)
+    targets = teacher_targets(teacher_probabilities, labels[~is_val], args.teacher_weight, args.teacher_view,
+                              args.teacher_prior)
     dataset = view_dataset(pixels.reshape(-1, *pixels.shape[2:]), np.repeat(meta[~is_val], view_count, 0),
                            targets, train_labels, drawn, loss_weights, args.batch_size, args.seed)
     return dataset, len(train_rows)
@@ -487,7 +504,7 @@ def finish(args, model, work_dir, state, widths, train_rows, val_count):
                                          f"lesions held out, seed {args.seed}"),
             "distillation": (f"function matching: {args.teacher_weight:.0%} of each target is the "
                              f"{teacher.TEACHER} teacher's output on {TEACHER_VIEWS[args.teacher_view]}, "
-                             f"brought to balanced class frequencies (views recipe "
+                             f"{TEACHER_PRIORS[args.teacher_prior]} (views recipe "
                              f"{device_views.VERSION}; {args.teacher_views.name})"
                              if args.teacher_views else "none"),
             "train_images": len(train_rows),
@@ -519,7 +536,7 @@ def finish(args, model, work_dir, state, widths, train_rows, val_count):
                     "cells": args.input_size // explained_stride(shipped)},
         "sha256": sha256_of_file(weights_path),
     }, indent=2) + "\n")
-    calibrate.calibrate(card_path, args.data, tta=not args.no_tta)
+    calibrate.calibrate(card_path, args.data, tta=not args.no_tta, prior_correction=args.prior_correction)
 
 
 if __name__ == "__main__":

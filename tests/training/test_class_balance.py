@@ -51,6 +51,15 @@ def test_teacher_targets_are_brought_to_the_class_balanced_question_the_loss_wei
     np.testing.assert_allclose(balanced.sum(axis=1), 1.0, atol=1e-6)
 
 
+def test_a_natural_teacher_prior_keeps_the_teacher_probabilities_as_they_are():
+    labels = np.array([0] * 9 + [1])
+    on_views = np.pad(np.array([[[0.9, 0.1]], [[0.5, 0.5]]]), ((0, 0), (0, 0), (0, 5)))
+    targets = train.teacher_targets(on_views, labels[:2], 1.0, "same", prior="natural")
+    np.testing.assert_allclose(targets, on_views.reshape(2, 7), atol=1e-6)
+    balanced = train.teacher_targets(on_views, labels[:2], 1.0, "same")
+    assert not np.allclose(balanced, targets)
+
+
 @pytest.mark.parametrize("view", ["same", "clean"])
 def test_each_view_is_trained_towards_the_teacher_on_that_view_or_on_the_image_itself(view):
     labels = np.array([0, 1])

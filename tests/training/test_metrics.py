@@ -139,3 +139,24 @@ def test_bootstrap_intervals_of_a_perfect_classifier_are_points_and_undefined_fi
     intervals = metrics.bootstrap_intervals(labels, probabilities, resamples=50)
     assert intervals["balanced_accuracy"] == [1.0, 1.0] and intervals["auc_malignant"] == [1.0, 1.0]
     assert intervals["melanoma_recall"] is None and intervals["auc_melanoma"] is None
+
+
+def test_prior_correction_undoes_a_prior_that_under_calls_a_class():
+    rng = np.random.default_rng(1)
+    labels = np.repeat(np.arange(7), 300)
+    true_logits = rng.normal(0, 1, (len(labels), 7)) + 2.5 * np.eye(7)[labels]
+    shift = np.array([0.0, 0.0, 0.0, 0.0, -2.0, 1.0, 0.0])     # melanoma under-called, nevus over-called
+    offsets = metrics.fit_prior_correction(true_logits + shift, labels)
+    assert offsets.sum() == pytest.approx(0.0, abs=1e-9)
+    np.testing.assert_allclose(offsets, -(shift - shift.mean()), atol=0.15)
+
+    def melanoma_recall(logits):
+        return metrics.recall_per_class(metrics.confusion_matrix(labels, logits.argmax(1)))[metrics.MELANOMA_INDEX]
+    assert melanoma_recall(true_logits + shift + offsets) > melanoma_recall(true_logits + shift) + 0.3
+
+
+def test_prior_correction_leaves_a_balanced_network_almost_as_it_is():
+    rng = np.random.default_rng(2)
+    labels = np.repeat(np.arange(7), 300)
+    logits = rng.normal(0, 1, (len(labels), 7)) + 2.5 * np.eye(7)[labels]
+    assert np.abs(metrics.fit_prior_correction(logits, labels)).max() < 0.1

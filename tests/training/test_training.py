@@ -80,6 +80,26 @@ def test_training_writes_every_artefact(trained):
     assert {"loss", "val_loss", "val_balanced_accuracy"} <= set(log[0])
 
 
+def test_a_prior_correction_is_added_to_the_network_recorded_in_the_card_and_never_repeated(trained, tmp_path):
+    import keras
+
+    from dermalens.training import calibrate
+
+    shutil.copytree(trained / "models", tmp_path / "models")
+    card_path = tmp_path / "models" / "tiny.json"
+    before = keras.models.load_model(tmp_path / "models" / "tiny.keras").get_layer("logits").get_weights()[1]
+    calibrate.main(["--data", str(trained / "data"), "--model-card", str(card_path), "--prior-correction"])
+    card = json.loads(card_path.read_text())
+    correction = card["training"]["prior_correction"]
+    after = keras.models.load_model(tmp_path / "models" / "tiny.keras").get_layer("logits").get_weights()[1]
+    np.testing.assert_allclose(after - before, [correction["offsets"][name] for name in CLASSES], atol=1e-5)
+    assert card["sha256"] == hashlib.sha256((tmp_path / "models" / "tiny.keras").read_bytes()).hexdigest()
+    assert card["calibration_command"].endswith("--prior-correction")
+    with pytest.raises(SystemExit, match="already has its class prior corrected"):
+        calibrate.main(["--data", str(trained / "data"), "--model-card", str(card_path), "--prior-correction"])
+    assert [p.name for p in (tmp_path / "models").glob("*.corrected.keras")] == []
+
+
 def test_split_keeps_each_lesion_on_one_side(trained):
     with open(trained / "models" / "tiny.split.csv") as handle:
         rows = list(csv.DictReader(handle))
