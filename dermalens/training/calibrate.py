@@ -256,8 +256,6 @@ def calibrate(card_path: Path, data_dir: Path, tta: bool = True, prior_correctio
         before = metrics.balanced_accuracy(metrics.confusion_matrix(labels[is_val], logits[is_val].argmax(1)))
         offsets = metrics.fit_prior_correction(logits[is_val], labels[is_val])
         logits = logits + offsets
-        after = metrics.balanced_accuracy(metrics.confusion_matrix(labels[is_val], logits[is_val].argmax(1)))
-        log(f"prior correction {np.round(offsets, 2)}: validation balanced accuracy {before:.3f} -> {after:.3f}")
 
     fitted_gate = fit_gate(statistics[~is_val], embeddings[~is_val], labels[~is_val],
                            statistics[is_val], embeddings[is_val],
@@ -294,8 +292,12 @@ def calibrate(card_path: Path, data_dir: Path, tta: bool = True, prior_correctio
                       "of the validation split (metrics.fit_prior_correction), added to the logits "
                       "layer's bias",
             "offsets": dict(zip(CLASSES, map(float, offsets))),
-            "validation_balanced_accuracy_before": before, "validation_balanced_accuracy_after": after,
+            # Temperature does not change the top class, so the report's figure is the corrected one.
+            "validation_balanced_accuracy_before": before,
+            "validation_balanced_accuracy_after": report["balanced_accuracy"],
         }
+        log(f"prior correction {np.round(offsets, 2)}: validation balanced accuracy {before:.3f} -> "
+            f"{report['balanced_accuracy']:.3f}")
     card.update({
         "tta": tta,
         "temperature": temperature,

@@ -204,7 +204,6 @@ def fit_temperature(logits, labels) -> float:
     return float(np.exp((low + high) / 2))
 
 
-
 def fit_prior_correction(logits, labels, steps: int = 5000) -> np.ndarray:
     """Per-class offsets (summing to 0) that, added to `logits`, minimise the class-balanced
     negative log-likelihood of `labels` (every class weighing the same, however many images it
@@ -214,8 +213,9 @@ def fit_prior_correction(logits, labels, steps: int = 5000) -> np.ndarray:
     Why: a network trained towards a teacher's outputs at HAM10000's class frequencies learns
     those frequencies as its prior, under which a melanoma is rarely the most likely class even
     when the network ranks melanomas well; the sampler and loss weights ask for a class-balanced
-    posterior. The offsets are constant per class, so each class's ranking (its AUC) is
-    unchanged; only which class comes first moves."""
+    posterior. The offsets are constant per class, so each class's logit ranks images as before;
+    its probability does not (a softmax divides by the other classes' shifted scores), so AUCs
+    of probabilities, above all of the summed malignant probability, can move a little."""
     logits = np.asarray(logits, np.float64)
     labels = np.asarray(labels, int)
     classes = logits.shape[1]
