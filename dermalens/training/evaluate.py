@@ -251,20 +251,29 @@ def main(argv=None) -> int:
     report = summarise(results)
     report["model"] = {"name": classifier.info.name, "version": classifier.info.version,
                        "sha256": classifier.info.sha256}
-    (args.out / "metrics.json").write_text(json.dumps(report, indent=2) + "\n")
-    with open(args.out / "predictions.csv", "w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["image_id", "dx", "predicted", "indeterminate", "notice", *CLASSES])
-        for image_id, label, probs, flag, notice in zip(results["ids"], results["labels"],
-                                                        results["probabilities"],
-                                                        results["indeterminate"], results["noticed"]):
-            writer.writerow([image_id, CLASSES[label], CLASSES[int(np.argmax(probs))], int(flag),
-                             int(notice), *(f"{p:.6f}" for p in probs)])
-    plot_confusion_matrix(report["confusion_matrix"], args.out / "confusion_matrix.png")
-    plot_roc(results["labels"], results["probabilities"], args.out / "roc.png")
+    write_outputs(args.out, report, results)
     print_summary(report)
     print(f"written to {args.out}/")
     return 0
+
+
+def write_outputs(out: Path, report: dict, results: dict) -> None:
+    """Write `metrics.json` (`report`), `predictions.csv` (one row per image of `results`, with
+    its fold when `results` has "folds"), `confusion_matrix.png` and `roc.png` into `out`."""
+    (out / "metrics.json").write_text(json.dumps(report, indent=2) + "\n")
+    folds = results.get("folds")
+    with open(out / "predictions.csv", "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["image_id", "dx", "predicted", "indeterminate", "notice",
+                         *(["fold"] if folds is not None else []), *CLASSES])
+        for index, (image_id, label, probs) in enumerate(zip(results["ids"], results["labels"],
+                                                             results["probabilities"])):
+            writer.writerow([image_id, CLASSES[label], CLASSES[int(np.argmax(probs))],
+                             int(results["indeterminate"][index]), int(results["noticed"][index]),
+                             *([int(folds[index])] if folds is not None else []),
+                             *(f"{p:.6f}" for p in probs)])
+    plot_confusion_matrix(report["confusion_matrix"], out / "confusion_matrix.png")
+    plot_roc(results["labels"], results["probabilities"], out / "roc.png")
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ import csv
 import hashlib
 import json
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -224,6 +225,44 @@ def test_training_on_a_fold_towards_a_teacher_on_fixed_views(trained, tmp_path):
     teacher.write_cache(tmp_path / "views.npz", [rows[0]["image_id"]], np.full((1, 2, len(CLASSES)), 1 / 7))
     with pytest.raises(SystemExit, match="no teacher outputs"):
         train.main(args[:6] + ["--work-dir", str(tmp_path / "work2")] + args[8:])
+
+
+def test_out_of_fold_pools_each_fold_model_on_the_fold_it_never_saw(trained, tmp_path, capsys):
+    """The yardstick: one model per fold, each run on its own fold, every image predicted once."""
+    from dermalens.training import data, folds, out_of_fold, train
+
+    rows = data.read_ham10000(trained / "data")
+    folds.write_folds(tmp_path / "folds.csv", rows, folds.assign_folds(rows, folds=2))
+    cards = []
+    for fold in (0, 1):
+        assert train.main(["--data", str(trained / "data"), "--out", str(tmp_path / f"fold{fold}"),
+                           "--name", f"tiny-fold{fold}", "--work-dir", str(tmp_path / f"work{fold}"),
+                           "--epochs", "1", "--input-size", "32", "--widths", "8,8,16,16",
+                           "--batch-size", "8", "--folds", str(tmp_path / "folds.csv"),
+                           "--fold", str(fold)]) == 0
+        cards.append(str(tmp_path / f"fold{fold}" / f"tiny-fold{fold}.json"))
+    common = ["--data", str(trained / "data"), "--folds", str(tmp_path / "folds.csv")]
+
+    assert out_of_fold.main(common + ["--model-card", cards[1], "--model-card", cards[0],
+                                      "--out", str(tmp_path / "oof")]) == 0
+    report = json.loads((tmp_path / "oof" / "metrics.json").read_text())
+    assert report["out_of_fold"]["folds"] == [0, 1]
+    assert report["out_of_fold"]["images"] == report["out_of_fold"]["of"] == len(rows) == report["n"]
+    assert sum(figures["n"] for figures in report["out_of_fold"]["per_fold"].values()) == len(rows)
+    with open(tmp_path / "oof" / "predictions.csv", newline="") as handle:
+        predicted_fold = {row["image_id"]: int(row["fold"]) for row in csv.DictReader(handle)}
+    assert predicted_fold == folds.read_folds(tmp_path / "folds.csv")
+
+    tiny = str(trained / "models" / "tiny.json")  # validated on a random split, not on a fold
+    for cards_given, message in (([tiny], "not one fold of the assignment"),
+                                 ([cards[0], cards[0]], "both validate on fold 0")):
+        out = tmp_path / "refused"
+        assert out_of_fold.main(common + [arg for card in cards_given for arg in ("--model-card", card)]
+                                + ["--out", str(out)]) == 2
+        assert message in capsys.readouterr().err and not out.exists()
+    assert out_of_fold.fold_of_card(Path(cards[1]), folds.read_folds(tmp_path / "folds.csv")) == 1
+    with pytest.raises(ValueError, match="not one fold"):
+        out_of_fold.fold_of_card(Path(tiny), folds.read_folds(tmp_path / "folds.csv"))
 
 
 def test_colour_shift_renders_a_grey_scene_within_its_white_balance_exposure_and_tone_bounds():
