@@ -73,15 +73,12 @@ def pool(by_fold: dict[int, dict]) -> dict:
 
 
 def fold_figures(results: dict) -> dict:
-    """The figures that show how far the folds disagree."""
-    labels, probabilities = results["labels"], results["probabilities"]
-    matrix = metrics.confusion_matrix(labels, probabilities.argmax(1))
-    malignant, scores = metrics.binary_questions(labels, probabilities)["malignant"]
-    return {"n": int(len(labels)), "balanced_accuracy": metrics.balanced_accuracy(matrix),
-            "melanoma_recall": float(metrics.recall_per_class(matrix)[metrics.MELANOMA_INDEX]),
-            "auc_malignant": metrics.roc_auc(malignant, scores),
-            "ece": metrics.expected_calibration_error(labels, probabilities),
-            "indeterminate_rate": float(results["indeterminate"].mean()) if len(labels) else 0.0}
+    """The figures that show how far the folds disagree (null where undefined)."""
+    report = metrics.classification_report(results["labels"], results["probabilities"])
+    return {"n": report["n"], "balanced_accuracy": report["balanced_accuracy"],
+            "melanoma_recall": report["recall"]["mel"], "auc_malignant": report["auc_malignant"],
+            "ece": report["ece"],
+            "indeterminate_rate": float(results["indeterminate"].mean()) if report["n"] else 0.0}
 
 
 def main(argv=None) -> int:
@@ -120,9 +117,9 @@ def main(argv=None) -> int:
     print(f"out of fold: folds {', '.join(map(str, coverage['folds']))}; {coverage['images']} of "
           f"{coverage['of']} images")
     for fold, figures in coverage["per_fold"].items():
-        print(f"  fold {fold}: n={figures['n']}  balanced accuracy {figures['balanced_accuracy']:.3f}  "
-              f"melanoma recall {figures['melanoma_recall']:.3f}  AUC malignant "
-              f"{figures['auc_malignant']:.3f}  ECE {figures['ece']:.3f}")
+        print(f"  fold {fold}: n={figures['n']}  " + "  ".join(
+            f"{name.replace('_', ' ')} {'n/a' if figures[name] is None else format(figures[name], '.3f')}"
+            for name in ("balanced_accuracy", "melanoma_recall", "auc_malignant", "ece")))
     print_summary(report)
     print(f"written to {args.out}/")
     return 0
