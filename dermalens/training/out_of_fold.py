@@ -25,7 +25,6 @@ from pathlib import Path
 
 import numpy as np
 
-from dermalens.lesions import CLASSES
 from dermalens.training import data, folds as folds_module, metrics
 from dermalens.training.evaluate import evaluate, print_summary, summarise, write_outputs
 
@@ -64,8 +63,7 @@ def pool(by_fold: dict[int, dict]) -> dict:
     under "folds"."""
     order = sorted(by_fold)
     pooled = {key: np.concatenate([by_fold[fold][key] for fold in order])
-              for key in ("labels", "indeterminate", "uncertain", "noticed")}
-    pooled["probabilities"] = np.concatenate([by_fold[fold]["probabilities"] for fold in order]).reshape(-1, len(CLASSES))
+              for key in ("labels", "probabilities", "indeterminate", "uncertain", "noticed")}
     for key in ("risk", "declined_by", "skipped", "ids"):
         pooled[key] = [item for fold in order for item in by_fold[fold][key]]
     pooled["folds"] = np.concatenate([np.full(len(by_fold[fold]["labels"]), fold) for fold in order])
