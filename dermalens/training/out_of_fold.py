@@ -14,7 +14,9 @@ has an interval about half as wide as one fold's.
 
 Writes to DIR what `dermalens.evaluate` writes (`metrics.json`, `predictions.csv` with each
 image's fold, the plots); `metrics.json` adds `out_of_fold`: the folds covered, the images
-covered out of all in FOLDS, and each fold's own figures. Each card's temperature was fitted on
+covered out of all in FOLDS, each fold's own figures, and `fitted_risk`: the risk thresholds and
+minimum confidence that `calibrate` would choose if fitted on the pooled predictions rather than
+on one card's fold, with how the lesions fall under them. Each card's temperature was fitted on
 its own fold, so the pooled ECE leans slightly optimistic (one parameter per fold).
 """
 
@@ -25,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from dermalens.training import data, folds as folds_module, metrics
+from dermalens.training import calibrate, data, folds as folds_module, metrics
 from dermalens.training.evaluate import evaluate, print_summary, summarise, write_outputs
 
 
@@ -79,6 +81,17 @@ def fold_figures(results: dict) -> dict:
             "indeterminate_rate": float(results["indeterminate"].mean()) if report["n"] else 0.0}
 
 
+def fitted_risk(results: dict) -> dict:
+    """`calibrate.risk_section` (thresholds, minimum confidence, risk by truth) fitted on pooled
+    results, with calibrate's rules: the gate's declines count as flagged, and the minimum
+    confidence is the lowest whose confident part gains `calibrate.REQUIRED_GAIN`."""
+    labels, probabilities, declined = results["labels"], results["probabilities"], results["indeterminate"]
+    overall = metrics.balanced_accuracy(metrics.confusion_matrix(labels, probabilities.argmax(axis=1)))
+    table = calibrate.coverage_table(labels, probabilities, declined)
+    return calibrate.risk_section(labels, probabilities, declined,
+                                  calibrate.choose_min_confidence(table, overall))
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
     from tqdm import tqdm
@@ -108,6 +121,7 @@ def main(argv=None) -> int:
         "folds": sorted(by_fold), "images": int(len(results["labels"])), "of": len(fold_of_image),
         "model_cards": {str(fold): str(path) for fold, (path, _) in sorted(cards.items())},
         "per_fold": {str(fold): fold_figures(result) for fold, result in sorted(by_fold.items())},
+        "fitted_risk": fitted_risk(results),
     }
     args.out.mkdir(parents=True, exist_ok=True)
     write_outputs(args.out, report, results)
@@ -118,6 +132,7 @@ def main(argv=None) -> int:
         print(f"  fold {fold}: n={figures['n']}  " + "  ".join(
             f"{name.replace('_', ' ')} {'n/a' if figures[name] is None else format(figures[name], '.3f')}"
             for name in ("balanced_accuracy", "melanoma_recall", "auc_malignant", "ece")))
+    print(f"risk thresholds fitted out of fold: {coverage['fitted_risk']['thresholds']}")
     print_summary(report)
     print(f"written to {args.out}/")
     return 0

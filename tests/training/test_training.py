@@ -249,6 +249,11 @@ def test_out_of_fold_pools_each_fold_model_on_the_fold_it_never_saw(trained, tmp
     assert report["out_of_fold"]["folds"] == [0, 1]
     assert report["out_of_fold"]["images"] == report["out_of_fold"]["of"] == len(rows) == report["n"]
     assert sum(figures["n"] for figures in report["out_of_fold"]["per_fold"].values()) == len(rows)
+    fitted = report["out_of_fold"]["fitted_risk"]
+    assert set(fitted["thresholds"]) == {"monitor_max_malignant", "urgent_malignant", "urgent_melanoma",
+                                         "referral_keratinocyte", "min_confidence"}
+    assert sum(sum(by_category.values()) for truth, by_category in fitted["risk_by_truth"].items()
+               if truth in ("malignant", "benign")) == len(rows)
     with open(tmp_path / "oof" / "predictions.csv", newline="") as handle:
         predicted_fold = {row["image_id"]: int(row["fold"]) for row in csv.DictReader(handle)}
     assert predicted_fold == folds.read_folds(tmp_path / "folds.csv")
