@@ -147,6 +147,14 @@ def risk_section(labels, probabilities, gate_flags, min_confidence: float) -> di
             "uncertain_rate": float(uncertain.mean())}
 
 
+def fit_risk(labels, probabilities, gate_flags, overall_balanced_accuracy: float) -> tuple[list[dict], dict]:
+    """(`coverage_table`, `risk_section`) for these predictions, the minimum confidence chosen
+    from the table by `choose_min_confidence` against their overall balanced accuracy."""
+    table = coverage_table(labels, probabilities, gate_flags)
+    min_confidence = choose_min_confidence(table, overall_balanced_accuracy)
+    return table, risk_section(labels, probabilities, gate_flags, min_confidence)
+
+
 def coverage_table(labels, probabilities, gate_flags) -> list[dict]:
     """Answered fraction and answered-part balanced accuracy for each confidence threshold."""
     rows = []
@@ -271,15 +279,14 @@ def calibrate(card_path: Path, data_dir: Path, tta: bool = True, prior_correctio
                            for s, e in zip(statistics[is_val], embeddings[is_val])])
     small = np.array([min(image.pixels.shape[:2]) < gate.MIN_SIDE_FOR_ANALYSIS for image in val_images])
     gate_flags |= small
-    table = coverage_table(val_labels, probabilities, gate_flags)
-    min_confidence = choose_min_confidence(table, report["balanced_accuracy"])
+    table, risk = fit_risk(val_labels, probabilities, gate_flags, report["balanced_accuracy"])
+    min_confidence = risk["thresholds"]["min_confidence"]
     answered = (~gate_flags) & (probabilities.max(axis=1) >= min_confidence)
     report["gate_flagged_rate"] = float(gate_flags.mean())
     report["indeterminate_rate"] = float(1 - answered.mean())
     report["balanced_accuracy_answered"] = (metrics.balanced_accuracy(metrics.confusion_matrix(
         val_labels[answered], probabilities[answered].argmax(1))) if answered.any() else None)
 
-    risk = risk_section(val_labels, probabilities, gate_flags, min_confidence)
     report["risk_by_truth"], report["uncertain_rate"] = risk["risk_by_truth"], risk["uncertain_rate"]
     report["indeterminate_rate"] = report["gate_flagged_rate"]
     gate_file = card_path.with_name(f"{card['name']}.gate.npz")

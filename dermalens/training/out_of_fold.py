@@ -81,17 +81,6 @@ def fold_figures(results: dict) -> dict:
             "indeterminate_rate": float(results["indeterminate"].mean()) if report["n"] else 0.0}
 
 
-def fitted_risk(results: dict) -> dict:
-    """`calibrate.risk_section` (thresholds, minimum confidence, risk by truth) fitted on pooled
-    results, with calibrate's rules: the gate's declines count as flagged, and the minimum
-    confidence is the lowest whose confident part gains `calibrate.REQUIRED_GAIN`."""
-    labels, probabilities, declined = results["labels"], results["probabilities"], results["indeterminate"]
-    overall = metrics.balanced_accuracy(metrics.confusion_matrix(labels, probabilities.argmax(axis=1)))
-    table = calibrate.coverage_table(labels, probabilities, declined)
-    return calibrate.risk_section(labels, probabilities, declined,
-                                  calibrate.choose_min_confidence(table, overall))
-
-
 def main(argv=None) -> int:
     args = parse_args(argv)
     from tqdm import tqdm
@@ -117,11 +106,14 @@ def main(argv=None) -> int:
                                  progress=lambda items: tqdm(items, desc=f"fold {fold}", unit="img"))
     results = pool(by_fold)
     report = summarise(results)
+    # The gate's declines count as flagged, as in calibrate.
+    _, fitted_risk = calibrate.fit_risk(results["labels"], results["probabilities"],
+                                        results["indeterminate"], report["balanced_accuracy"])
     report["out_of_fold"] = {
         "folds": sorted(by_fold), "images": int(len(results["labels"])), "of": len(fold_of_image),
         "model_cards": {str(fold): str(path) for fold, (path, _) in sorted(cards.items())},
         "per_fold": {str(fold): fold_figures(result) for fold, result in sorted(by_fold.items())},
-        "fitted_risk": fitted_risk(results),
+        "fitted_risk": fitted_risk,
     }
     args.out.mkdir(parents=True, exist_ok=True)
     write_outputs(args.out, report, results)
