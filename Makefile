@@ -92,7 +92,7 @@ train: $(VENV)/.installed
 		--work-dir .training/colour --init-weights .training/balanced160/best.weights.h5 \
 		--input-size 160 --epochs 10 --learning-rate 3e-4 --patience 3 \
 		--balanced-sampling 0.5 --ema-momentum 0.997 --mixed-precision --colour-shift 0.15 \
-		--version 1.2.2 --time-budget 20 --resume
+		--version 1.2.3 --time-budget 20 --resume
 
 evaluate: $(VENV)/.installed
 	$(BIN)/python -m dermalens.evaluate --images $(IMAGES) --labels $(LABELS) --out evaluation-output

@@ -33,6 +33,20 @@ def test_monitor_threshold_refers_at_least_95_percent_of_malignant_lesions():
     assert referred.mean() >= 0.95
 
 
+def test_monitor_threshold_also_refers_at_least_95_percent_of_melanomas():
+    # 100 malignant lesions: 80 BCCs, all referred by their top class, and 20 melanomas looking
+    # benign with malignant probabilities 0.01 .. 0.20. Missing 5 of the 100 would be within
+    # the bound for malignant lesions, but 5 of 20 melanomas is 25%: only one (5% of 20) may
+    # be missed, so the threshold is the second lowest melanoma score.
+    probabilities = probabilities_for([(NV, round(0.01 * k, 2)) for k in range(1, 21)] + [(NV, 0.05)] * 60)
+    bcc = np.zeros((80, len(CLASSES)))
+    bcc[:, BCC] = 0.9
+    bcc[:, NV] = 0.1
+    labels = np.array([MEL] * 20 + [NV] * 60 + [BCC] * 80)
+    thresholds = calibrate.choose_risk_thresholds(labels, np.vstack([probabilities, bcc]))
+    assert thresholds["monitor_max_malignant"] == pytest.approx(0.02)
+
+
 def test_urgent_threshold_is_where_half_of_those_flagged_are_malignant():
     labels = np.array([MEL] * 10 + [NV] * 30)
     rows = [(MEL, 0.9)] * 10 + [(NV, 0.4)] * 10 + [(NV, 0.1)] * 20
