@@ -1,7 +1,7 @@
 """Fit everything that turns trained weights into a servable model card, on the validation split.
 
     python -m dermalens.training.calibrate --data ../shared/data/ham10000 \
-        --model-card models/NAME.json [--no-tta] [--risk-only]
+        --model-card models/NAME.json [--no-tta] [--risk-only [--misses-as REFERENCE_CARD]]
 
 Reads the weights (`NAME.keras`) and the lesion-grouped split (`NAME.split.csv`) beside the card,
 runs every image through the serving path (decode, prepare, network with test-time augmentation),
@@ -35,6 +35,7 @@ from dermalens.risk import assess_risk
 from dermalens.risk import KERATINOCYTE_CLASSES
 from dermalens.training import data, device_views, metrics
 from dermalens.training.evaluate import risk_by_truth
+from dermalens.training.matched_monitor import monitored_shares
 
 # Share of real dermoscopic validation images each check may flag (its false-alarm budget).
 QUALITY_PERCENTILE = 0.5      # too dark / overexposed / blurred: 0.5% each, at the extremes
@@ -62,7 +63,13 @@ def parse_args(argv=None):
     parser.add_argument("--prior-correction", action="store_true",
                         help="correct the network's class prior first (metrics.fit_prior_correction), "
                              "for a network taught at HAM10000's class frequencies")
-    return parser.parse_args(argv)
+    parser.add_argument("--misses-as", type=Path, metavar="REFERENCE_CARD",
+                        help="with --risk-only: fit the monitor threshold to miss no larger share of "
+                             "malignant lesions and of melanomas than this model card does on its split")
+    args = parser.parse_args(argv)
+    if args.misses_as and not args.risk_only:
+        parser.error("--misses-as refits the risk thresholds only: give it with --risk-only")
+    return args
 
 
 def served_features(runner, images: list[preprocessing.PreparedImage], metadata: np.ndarray,
@@ -79,12 +86,13 @@ def served_features(runner, images: list[preprocessing.PreparedImage], metadata:
     return np.concatenate(logits), np.concatenate(embeddings), statistics
 
 
-def choose_risk_thresholds(labels: np.ndarray, probabilities: np.ndarray) -> dict:
+def choose_risk_thresholds(labels: np.ndarray, probabilities: np.ndarray, max_missed: dict | None = None) -> dict:
     """Risk thresholds from the validation split.
 
     - `monitor_max_malignant`: a benign-looking lesion is "monitor" only below this malignant
       probability, set so that at least 95% of malignant validation lesions are referred, and
-      at least 95% of the melanomas among them.
+      at least 95% of the melanomas among them; `max_missed` ({"malignant": share, "melanoma":
+      share}) replaces the two 5% bounds.
     - `urgent_malignant`: the lowest malignant probability at which at least half of those
       flagged are malignant (the fallback of the two below for cards that lack them).
     - `urgent_melanoma`: melanoma probability from which the melanoma pathway is named whatever
@@ -98,8 +106,9 @@ def choose_risk_thresholds(labels: np.ndarray, probabilities: np.ndarray) -> dic
     # Malignant lesions whose top class is benign are referred only by the threshold; those
     # strictly below it are missed. Melanomas are held to the bound on their own: as a minority
     # of the malignant lesions, more of them could be missed within the bound for all.
-    monitor_max = min(_referring_all_but(MAX_MISSED_SHARE, scores[malignant & benign_top], malignant.sum()),
-                      _referring_all_but(MAX_MISSED_SHARE, scores[melanoma & benign_top], melanoma.sum()))
+    max_missed = max_missed or {"malignant": MAX_MISSED_SHARE, "melanoma": MAX_MISSED_SHARE}
+    monitor_max = min(_referring_all_but(max_missed["malignant"], scores[malignant & benign_top], malignant.sum()),
+                      _referring_all_but(max_missed["melanoma"], scores[melanoma & benign_top], melanoma.sum()))
     urgent = _half_flagged_threshold(malignant, scores)
     keratinocyte = [CLASSES.index(name) for name in KERATINOCYTE_CLASSES]
     return {"monitor_max_malignant": float(np.floor(min(monitor_max, urgent) * 1e4) / 1e4),
@@ -148,10 +157,10 @@ THRESHOLD_RULES = {
 }
 
 
-def risk_section(labels, probabilities, gate_flags, min_confidence: float) -> dict:
+def risk_section(labels, probabilities, gate_flags, min_confidence: float, max_missed: dict | None = None) -> dict:
     """Thresholds (`choose_risk_thresholds` plus `min_confidence`) and how the validation lesions,
     malignant, benign and melanomas, fall into the risk categories under them."""
-    thresholds = {**choose_risk_thresholds(labels, probabilities), "min_confidence": min_confidence}
+    thresholds = {**choose_risk_thresholds(labels, probabilities, max_missed), "min_confidence": min_confidence}
     categories = [assess_risk(dict(zip(CLASSES, row)), thresholds, declined=bool(flagged))
                   for row, flagged in zip(probabilities, gate_flags)]
     uncertain = (~np.asarray(gate_flags, bool)) & (probabilities.max(axis=1) < min_confidence)
@@ -341,12 +350,31 @@ def calibrate(card_path: Path, data_dir: Path, tta: bool = True, prior_correctio
     return card
 
 
-def refit_risk(card_path: Path, data_dir: Path, log=print) -> dict:
+def misses_of(reference_path: Path) -> tuple[dict, str]:
+    """The shares of malignant lesions and of melanomas that a reference model card sends to
+    monitoring on its validation split, and the monitor rule that holds another model to them."""
+    reference = json.loads(reference_path.read_text())
+    shares = monitored_shares(reference["validation"]["risk_by_truth"])
+    max_missed = {group: shares[group]["share"] for group in ("malignant", "melanoma")}
+    rule = ("a benign-looking lesion is sent to monitoring only below this malignant probability (and "
+            "never at 0.5 or more): set so that no larger share of malignant validation lesions "
+            f"({max_missed['malignant']:.1%}), nor of melanomas ({max_missed['melanoma']:.1%}), is sent "
+            f"to monitoring than {reference['name']} {reference['version']} sends on its validation split")
+    return max_missed, rule
+
+
+def refit_risk(card_path: Path, data_dir: Path, log=print, misses_as: Path | None = None) -> dict:
     """Refit the card's risk thresholds and risk figures on its validation split, through the
-    app's own classifier (temperature, TTA and gate as the card has them); return the card."""
+    app's own classifier (temperature, TTA and gate as the card has them); return the card.
+    With `misses_as` (another model card) the monitor threshold misses no larger shares of
+    malignant lesions and of melanomas than that model does on its own split (`misses_of`)."""
     from dermalens.inference import KerasClassifier
     from dermalens.training.evaluate import evaluate
 
+    max_missed, rules = None, THRESHOLD_RULES
+    if misses_as is not None:
+        max_missed, monitor_rule = misses_of(misses_as)
+        rules = {**THRESHOLD_RULES, "monitor_max_malignant": monitor_rule}
     classifier = KerasClassifier(card_path)
     card = json.loads(card_path.read_text())
     split = data.read_split(card_path.with_name(f"{card['name']}.split.csv"))
@@ -354,8 +382,8 @@ def refit_risk(card_path: Path, data_dir: Path, log=print) -> dict:
     results = evaluate(classifier, data_dir / "images", rows)
     gate_flags = results["indeterminate"]
     risk = risk_section(results["labels"], results["probabilities"], gate_flags,
-                        card["thresholds"]["min_confidence"])
-    card["thresholds"], card["threshold_rules"] = risk["thresholds"], THRESHOLD_RULES
+                        card["thresholds"]["min_confidence"], max_missed)
+    card["thresholds"], card["threshold_rules"] = risk["thresholds"], rules
     card["validation"].update(risk_by_truth=risk["risk_by_truth"], uncertain_rate=risk["uncertain_rate"],
                               indeterminate_rate=float(np.mean(gate_flags)))
     card_path.write_text(json.dumps(card, indent=2) + "\n")
@@ -366,7 +394,7 @@ def refit_risk(card_path: Path, data_dir: Path, log=print) -> dict:
 def main(argv=None) -> int:
     args = parse_args(argv)
     if args.risk_only:
-        refit_risk(args.model_card, args.data)
+        refit_risk(args.model_card, args.data, misses_as=args.misses_as)
     else:
         calibrate(args.model_card, args.data, tta=not args.no_tta, prior_correction=args.prior_correction)
     return 0

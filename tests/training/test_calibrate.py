@@ -1,5 +1,7 @@
 """Threshold choices of dermalens.training.calibrate, on hand-made validation sets."""
 
+import json
+
 import numpy as np
 import pytest
 
@@ -45,6 +47,32 @@ def test_monitor_threshold_also_refers_at_least_95_percent_of_melanomas():
     labels = np.array([MEL] * 20 + [NV] * 60 + [BCC] * 80)
     thresholds = calibrate.choose_risk_thresholds(labels, np.vstack([probabilities, bcc]))
     assert thresholds["monitor_max_malignant"] == pytest.approx(0.02)
+
+
+def test_monitor_threshold_can_be_held_to_a_reference_models_misses():
+    # The first test's lesions, allowed to miss 2.5% of malignant lesions instead of 5%: one of
+    # the 40, so the threshold is the second lowest benign-looking malignant score.
+    malignant_rows = [(MEL, 0.9)] * 20 + [(NV, round(0.01 * k, 2)) for k in range(1, 21)]
+    labels = np.array([MEL] * 40 + [NV] * 60)
+    thresholds = calibrate.choose_risk_thresholds(labels, probabilities_for(malignant_rows + [(NV, 0.05)] * 60),
+                                                  max_missed={"malignant": 0.025, "melanoma": 0.025})
+    assert thresholds["monitor_max_malignant"] == pytest.approx(0.02)
+
+
+def test_a_reference_cards_misses_are_its_monitored_shares(tmp_path):
+    card = tmp_path / "reference.json"
+    card.write_text(json.dumps({"name": "reference-model", "version": "1.2.3", "validation": {"risk_by_truth": {
+        "malignant": {"monitor": 8, "urgent": 292}, "melanoma": {"monitor": 7, "urgent": 193},
+        "benign": {"monitor": 600, "review": 400}}}}))
+    max_missed, rule = calibrate.misses_of(card)
+    assert max_missed == {"malignant": pytest.approx(8 / 300), "melanoma": pytest.approx(7 / 200)}
+    assert "reference-model 1.2.3" in rule and "2.7%" in rule and "3.5%" in rule
+
+
+def test_misses_as_is_refused_without_risk_only(capsys):
+    with pytest.raises(SystemExit) as stopped:
+        calibrate.parse_args(["--data", "d", "--model-card", "c.json", "--misses-as", "ref.json"])
+    assert stopped.value.code == 2 and "--risk-only" in capsys.readouterr().err
 
 
 def test_urgent_threshold_is_where_half_of_those_flagged_are_malignant():
