@@ -35,7 +35,7 @@ from dermalens.risk import assess_risk
 from dermalens.risk import KERATINOCYTE_CLASSES
 from dermalens.training import data, device_views, metrics
 from dermalens.training.evaluate import risk_by_truth
-from dermalens.training.matched_monitor import monitored_shares
+from dermalens.training.matched_monitor import monitored_shares, read_document, risk_table
 
 # Share of real dermoscopic validation images each check may flag (its false-alarm budget).
 QUALITY_PERCENTILE = 0.5      # too dark / overexposed / blurred: 0.5% each, at the extremes
@@ -352,9 +352,12 @@ def calibrate(card_path: Path, data_dir: Path, tta: bool = True, prior_correctio
 
 def misses_of(reference_path: Path) -> tuple[dict, str]:
     """The shares of malignant lesions and of melanomas that a reference model card sends to
-    monitoring on its validation split, and the monitor rule that holds another model to them."""
-    reference = json.loads(reference_path.read_text())
-    shares = monitored_shares(reference["validation"]["risk_by_truth"])
+    monitoring on its validation split, and the monitor rule that holds another model to them.
+    ValueError, naming the file, when it is not a readable model card with a risk table."""
+    reference = read_document(reference_path)
+    if "name" not in reference or "version" not in reference or "out_of_fold" in reference:
+        raise ValueError(f"{reference_path}: not a model card (no name and version)")
+    shares = monitored_shares(risk_table(reference, reference_path))
     max_missed = {group: shares[group]["share"] for group in ("malignant", "melanoma")}
     rule = ("a benign-looking lesion is sent to monitoring only below this malignant probability (and "
             "never at 0.5 or more): set so that no larger share of malignant validation lesions "
@@ -368,13 +371,13 @@ def refit_risk(card_path: Path, data_dir: Path, log=print, misses_as: Path | Non
     app's own classifier (temperature, TTA and gate as the card has them); return the card.
     With `misses_as` (another model card) the monitor threshold misses no larger shares of
     malignant lesions and of melanomas than that model does on its own split (`misses_of`)."""
+    max_missed, rules = None, THRESHOLD_RULES
+    if misses_as is not None:  # before TensorFlow loads: a wrong reference fails at once
+        max_missed, monitor_rule = misses_of(misses_as)
+        rules = {**THRESHOLD_RULES, "monitor_max_malignant": monitor_rule}
     from dermalens.inference import KerasClassifier
     from dermalens.training.evaluate import evaluate
 
-    max_missed, rules = None, THRESHOLD_RULES
-    if misses_as is not None:
-        max_missed, monitor_rule = misses_of(misses_as)
-        rules = {**THRESHOLD_RULES, "monitor_max_malignant": monitor_rule}
     classifier = KerasClassifier(card_path)
     card = json.loads(card_path.read_text())
     split = data.read_split(card_path.with_name(f"{card['name']}.split.csv"))
@@ -394,7 +397,11 @@ def refit_risk(card_path: Path, data_dir: Path, log=print, misses_as: Path | Non
 def main(argv=None) -> int:
     args = parse_args(argv)
     if args.risk_only:
-        refit_risk(args.model_card, args.data, misses_as=args.misses_as)
+        try:
+            refit_risk(args.model_card, args.data, misses_as=args.misses_as)
+        except ValueError as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 2
     else:
         calibrate(args.model_card, args.data, tta=not args.no_tta, prior_correction=args.prior_correction)
     return 0

@@ -52,10 +52,19 @@ def monitored_shares(risk_by_truth: dict) -> dict:
 
 def read_reference(path: Path) -> dict:
     """The risk table of a model card or of an out_of_fold `metrics.json`."""
+    return risk_table(read_document(path), path)
+
+
+def read_document(path: Path) -> dict:
+    """A reference's JSON content; ValueError, naming the file, when it cannot be read."""
     try:
-        document = json.loads(path.read_text())
+        return json.loads(path.read_text())
     except (OSError, ValueError) as error:
         raise ValueError(f"{path}: not readable JSON ({error})") from error
+
+
+def risk_table(document: dict, path: Path) -> dict:
+    """The `risk_by_truth` table of a model card's or an out_of_fold `metrics.json`'s content."""
     if "out_of_fold" in document:
         return document["out_of_fold"]["fitted_risk"]["risk_by_truth"]
     if "risk_by_truth" in document.get("validation", {}):

@@ -75,6 +75,19 @@ def test_misses_as_is_refused_without_risk_only(capsys):
     assert stopped.value.code == 2 and "--risk-only" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("reference", ["not json", json.dumps({"name": "m", "version": "1"}),
+                                       json.dumps({"out_of_fold": {}})],
+                         ids=["unreadable", "no risk table", "not a model card"])
+def test_a_bad_misses_as_reference_is_refused_before_the_card_changes(tmp_path, capsys, reference):
+    card, reference_path = tmp_path / "model.json", tmp_path / "reference.json"
+    card.write_text('{"name": "model"}')
+    reference_path.write_text(reference)
+    rc = calibrate.main(["--data", str(tmp_path), "--model-card", str(card), "--risk-only",
+                         "--misses-as", str(reference_path)])
+    assert rc == 2 and str(reference_path) in capsys.readouterr().err
+    assert card.read_text() == '{"name": "model"}'
+
+
 def test_urgent_threshold_is_where_half_of_those_flagged_are_malignant():
     labels = np.array([MEL] * 10 + [NV] * 30)
     rows = [(MEL, 0.9)] * 10 + [(NV, 0.4)] * 10 + [(NV, 0.1)] * 20
