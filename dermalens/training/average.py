@@ -10,7 +10,11 @@ the plots to --out, as `dermalens.evaluate` does.
 
 An image counts as declined when any member's gate declined it: no ensemble gate exists, and a
 served average would run every member's checks. No risk thresholds are fitted for the average,
-so `risk_by_truth` is empty. This measures whether averaging would pay; it does not serve one.
+so `risk_by_truth` is empty, unless --fit-risk: then the risk thresholds and minimum confidence
+are fitted on the average as `out_of_fold` fits them, and written as `fitted_risk`, which
+`matched_monitor` reads. Give --fit-risk only when every member is out of fold for every image
+(for instance `out_of_fold` pools of the same folds), or the thresholds are fitted on images the
+members learnt. This measures whether averaging would pay; it does not serve one.
 """
 
 import argparse
@@ -29,6 +33,8 @@ def parse_args(argv=None):
     parser.add_argument("--predictions", required=True, type=Path, action="append", dest="folders",
                         help="a dermalens.evaluate output folder; once per member, two or more")
     parser.add_argument("--out", required=True, type=Path)
+    parser.add_argument("--fit-risk", action="store_true",
+                        help="fit risk thresholds on the average (members out of fold only)")
     return parser.parse_args(argv)
 
 
@@ -97,9 +103,17 @@ def main(argv=None) -> int:
         return 2
     report = summarise(results)
     report["members"] = [str(folder) for folder in args.folders]
+    if args.fit_risk:
+        # Imported here: calibrate imports matched_monitor, which imports this module.
+        from dermalens.training import calibrate
+        # The gate's declines count as flagged, as in calibrate and out_of_fold.
+        _, report["fitted_risk"] = calibrate.fit_risk(results["labels"], results["probabilities"],
+                                                      results["indeterminate"], report["balanced_accuracy"])
     args.out.mkdir(parents=True, exist_ok=True)
     write_outputs(args.out, report, results)
     print_summary(report)
+    if args.fit_risk:
+        print(f"risk thresholds fitted on the average: {report['fitted_risk']['thresholds']}")
     print(f"written to {args.out}/")
     return 0
 

@@ -2,12 +2,13 @@
 
     python -m dermalens.training.matched_monitor --predictions DIR --reference FILE
 
-DIR is what `dermalens.training.out_of_fold` (or `dermalens.evaluate`) wrote: its
-`predictions.csv` gives each image's calibrated probabilities and whether the gate declined it,
-and its `metrics.json` the thresholds to hold fixed, `out_of_fold.fitted_risk.thresholds` where
-present, else the card's. FILE is a model card (its `validation.risk_by_truth`) or another
-out-of-fold `metrics.json` (its `fitted_risk.risk_by_truth`): the shares of melanomas and of
-malignant lesions it sends to monitoring are the misses allowed.
+DIR is what `dermalens.training.out_of_fold`, `dermalens.training.average --fit-risk` (or
+`dermalens.evaluate`) wrote: its `predictions.csv` gives each image's calibrated probabilities
+and whether the gate declined it, and its `metrics.json` the thresholds to hold fixed, the
+fitted ones (`out_of_fold.fitted_risk` or `fitted_risk`) where present, else the card's. FILE is
+a model card (its `validation.risk_by_truth`) or another such `metrics.json` (its fitted
+`risk_by_truth`): the shares of melanomas and of malignant lesions it sends to monitoring are
+the misses allowed.
 
 Only `monitor_max_malignant` moves: the command finds the highest monitor threshold at which
 this model monitors no larger share of melanomas and no larger share of malignant lesions than
@@ -63,14 +64,21 @@ def read_document(path: Path) -> dict:
         raise ValueError(f"{path}: not readable JSON ({error})") from error
 
 
+def fitted_risk(report: dict) -> dict | None:
+    """The risk section fitted by out_of_fold (`out_of_fold.fitted_risk`) or by average
+    --fit-risk (`fitted_risk`) in a `metrics.json`'s content; None when neither fitted one."""
+    return report.get("out_of_fold", report).get("fitted_risk")
+
+
 def risk_table(document: dict, path: Path) -> dict:
-    """The `risk_by_truth` table of a model card's or an out_of_fold `metrics.json`'s content."""
-    if "out_of_fold" in document:
-        return document["out_of_fold"]["fitted_risk"]["risk_by_truth"]
+    """The `risk_by_truth` table of a model card's or a fitted `metrics.json`'s content."""
+    fitted = fitted_risk(document)
+    if fitted:
+        return fitted["risk_by_truth"]
     if "risk_by_truth" in document.get("validation", {}):
         return document["validation"]["risk_by_truth"]
     raise ValueError(f"{path}: neither a model card with validation.risk_by_truth "
-                     "nor an out_of_fold metrics.json")
+                     "nor a metrics.json with fitted risk thresholds")
 
 
 def read_thresholds(folder: Path) -> dict:
@@ -79,10 +87,9 @@ def read_thresholds(folder: Path) -> dict:
         report = json.loads((folder / "metrics.json").read_text())
     except (OSError, ValueError) as error:
         raise ValueError(f"{folder}: no readable metrics.json ({error})") from error
-    fitted = report.get("out_of_fold", {}).get("fitted_risk", {}).get("thresholds")
-    thresholds = fitted or report.get("thresholds")
+    thresholds = (fitted_risk(report) or {}).get("thresholds") or report.get("thresholds")
     if not thresholds:
-        raise ValueError(f"{folder}/metrics.json: no risk thresholds (out_of_fold.fitted_risk or thresholds)")
+        raise ValueError(f"{folder}/metrics.json: no risk thresholds (fitted_risk or thresholds)")
     return thresholds
 
 

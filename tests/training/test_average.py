@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from dermalens.lesions import CLASSES
-from dermalens.training import average
+from dermalens.training import average, matched_monitor
 
 MEL, NV = CLASSES.index("mel"), CLASSES.index("nv")
 
@@ -69,3 +69,38 @@ def test_one_member_or_a_folder_without_predictions_is_refused(tmp_path, capsys)
                          "--out", str(tmp_path / "out")]) == 2
     assert "no predictions.csv" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+
+
+def write_reference_card(path):
+    """A model card that monitors none of its melanomas and half of its nevi."""
+    table = {"melanoma": {"urgent": 2}, "malignant": {"urgent": 2}, "benign": {"monitor": 2, "review": 2}}
+    path.write_text(json.dumps({"validation": {"risk_by_truth": table}}))
+    return path
+
+
+POOL = [("m1", "mel", 0, 0.8, 0.2), ("m2", "mel", 0, 0.6, 0.4), ("m3", "mel", 0, 0.3, 0.7),
+        ("n1", "nv", 0, 0.1, 0.9), ("n2", "nv", 0, 0.02, 0.98), ("n3", "nv", 0, 0.2, 0.8),
+        ("n4", "nv", 0, 0.01, 0.99), ("n5", "nv", 1, 0.05, 0.95)]
+
+
+@pytest.mark.parametrize("fit_risk", [True, False])
+def test_fit_risk_gives_the_average_thresholds_that_matched_monitor_holds(tmp_path, capsys, fit_risk):
+    first = write_member(tmp_path / "a", POOL)
+    second = write_member(tmp_path / "b", [(i, dx, d, (mel + 0.1) / 1.1, nv / 1.1) for i, dx, d, mel, nv in POOL])
+    assert average.main(["--predictions", str(first), "--predictions", str(second),
+                         "--out", str(tmp_path / "out"), *(["--fit-risk"] if fit_risk else [])]) == 0
+    report = json.loads((tmp_path / "out" / "metrics.json").read_text())
+    assert ("fitted_risk" in report) == fit_risk
+    capsys.readouterr()
+    reference = write_reference_card(tmp_path / "card.json")
+    code = matched_monitor.main(["--predictions", str(tmp_path / "out"), "--reference", str(reference)])
+    if not fit_risk:
+        assert code == 2 and "no risk thresholds" in capsys.readouterr().err
+        return
+    assert code == 0
+    fitted = report["fitted_risk"]["thresholds"]
+    matched = json.loads(capsys.readouterr().out)
+    assert matched["thresholds_held"] == {name: value for name, value in fitted.items()
+                                          if name != "monitor_max_malignant"}
+    assert matched["matched"]["melanoma"]["monitored"] == 0
+    assert set(report["fitted_risk"]["risk_by_truth"]) == {"melanoma", "malignant", "benign"}
