@@ -67,16 +67,21 @@ def read_document(path: Path) -> dict:
 def fitted_risk(report: dict) -> dict | None:
     """The risk section fitted by out_of_fold (`out_of_fold.fitted_risk`) or by average
     --fit-risk (`fitted_risk`) in a `metrics.json`'s content; None when neither fitted one."""
-    return report.get("out_of_fold", report).get("fitted_risk")
+    section = report.get("out_of_fold", report)
+    fitted = section.get("fitted_risk") if isinstance(section, dict) else None
+    return fitted if isinstance(fitted, dict) else None
 
 
 def risk_table(document: dict, path: Path) -> dict:
     """The `risk_by_truth` table of a model card's or a fitted `metrics.json`'s content."""
+    if not isinstance(document, dict):
+        raise ValueError(f"{path}: not a JSON object")
     fitted = fitted_risk(document)
-    if fitted:
+    if fitted and isinstance(fitted.get("risk_by_truth"), dict):
         return fitted["risk_by_truth"]
-    if "risk_by_truth" in document.get("validation", {}):
-        return document["validation"]["risk_by_truth"]
+    validation = document.get("validation")
+    if isinstance(validation, dict) and isinstance(validation.get("risk_by_truth"), dict):
+        return validation["risk_by_truth"]
     raise ValueError(f"{path}: neither a model card with validation.risk_by_truth "
                      "nor a metrics.json with fitted risk thresholds")
 
@@ -87,6 +92,8 @@ def read_thresholds(folder: Path) -> dict:
         report = json.loads((folder / "metrics.json").read_text())
     except (OSError, ValueError) as error:
         raise ValueError(f"{folder}: no readable metrics.json ({error})") from error
+    if not isinstance(report, dict):
+        raise ValueError(f"{folder}/metrics.json: not a JSON object")
     thresholds = (fitted_risk(report) or {}).get("thresholds") or report.get("thresholds")
     if not thresholds:
         raise ValueError(f"{folder}/metrics.json: no risk thresholds (fitted_risk or thresholds)")

@@ -76,8 +76,8 @@ def test_misses_as_is_refused_without_risk_only(capsys):
 
 
 @pytest.mark.parametrize("reference", ["not json", json.dumps({"name": "m", "version": "1"}),
-                                       json.dumps({"out_of_fold": {}})],
-                         ids=["unreadable", "no risk table", "not a model card"])
+                                       json.dumps({"out_of_fold": {}}), "[]"],
+                         ids=["unreadable", "no risk table", "not a model card", "not an object"])
 def test_a_bad_misses_as_reference_is_refused_before_the_card_changes(tmp_path, capsys, reference):
     card, reference_path = tmp_path / "model.json", tmp_path / "reference.json"
     card.write_text('{"name": "model"}')

@@ -66,6 +66,8 @@ def test_a_reference_that_monitors_no_melanoma_leaves_none_monitored(tmp_path, c
 @pytest.mark.parametrize("reference_text, message", [
     ("not json", "not readable JSON"),
     (json.dumps({"name": "a card without validation"}), "neither a model card"),
+    ("[]", "not a JSON object"),
+    (json.dumps({"out_of_fold": 3, "validation": {"risk_by_truth": "all"}}), "neither a model card"),
 ])
 def test_an_unusable_reference_is_refused(tmp_path, capsys, reference_text, message):
     predictions = write_predictions(tmp_path / "pool", LESIONS)
