@@ -52,16 +52,20 @@ def monitored_shares(risk_by_truth: dict) -> dict:
 
 
 def read_reference(path: Path) -> dict:
-    """The risk table of a model card or of an out_of_fold `metrics.json`."""
+    """The risk table of a model card or of a fitted `metrics.json` (out_of_fold, average --fit-risk)."""
     return risk_table(read_document(path), path)
 
 
 def read_document(path: Path) -> dict:
-    """A reference's JSON content; ValueError, naming the file, when it cannot be read."""
+    """A JSON file's content, which must be an object; ValueError, naming the file, when it
+    cannot be read or is not an object."""
     try:
-        return json.loads(path.read_text())
+        document = json.loads(path.read_text())
     except (OSError, ValueError) as error:
         raise ValueError(f"{path}: not readable JSON ({error})") from error
+    if not isinstance(document, dict):
+        raise ValueError(f"{path}: not a JSON object")
+    return document
 
 
 def fitted_risk(report: dict) -> dict | None:
@@ -73,9 +77,8 @@ def fitted_risk(report: dict) -> dict | None:
 
 
 def risk_table(document: dict, path: Path) -> dict:
-    """The `risk_by_truth` table of a model card's or a fitted `metrics.json`'s content."""
-    if not isinstance(document, dict):
-        raise ValueError(f"{path}: not a JSON object")
+    """The `risk_by_truth` table of a model card's or a fitted `metrics.json`'s content (as
+    `read_document` gives it)."""
     fitted = fitted_risk(document)
     if fitted and isinstance(fitted.get("risk_by_truth"), dict):
         return fitted["risk_by_truth"]
@@ -87,13 +90,8 @@ def risk_table(document: dict, path: Path) -> dict:
 
 
 def read_thresholds(folder: Path) -> dict:
-    """The thresholds an evaluate or out_of_fold output was scored with (out_of_fold's fitted ones first)."""
-    try:
-        report = json.loads((folder / "metrics.json").read_text())
-    except (OSError, ValueError) as error:
-        raise ValueError(f"{folder}: no readable metrics.json ({error})") from error
-    if not isinstance(report, dict):
-        raise ValueError(f"{folder}/metrics.json: not a JSON object")
+    """The thresholds an evaluate, out_of_fold or average --fit-risk output holds (fitted ones first)."""
+    report = read_document(folder / "metrics.json")
     thresholds = (fitted_risk(report) or {}).get("thresholds") or report.get("thresholds")
     if not thresholds:
         raise ValueError(f"{folder}/metrics.json: no risk thresholds (fitted_risk or thresholds)")
