@@ -57,7 +57,7 @@ def assess_image(classifier: Classifier, rgb: np.ndarray, age: int | None = None
         prepared = preprocessing.prepare(rgb)
     prediction = classifier.analyse(prepared, age=age, sex=sex, site=site, explain=explain)
     with timing.stage("gate"):
-        gate_reasons = classifier.gate.reasons(prepared, prediction.embedding) if classifier.gate else []
+        gate_reasons = classifier.gate.reasons(prepared, prediction.embeddings) if classifier.gate else []
         min_confidence = classifier.info.thresholds.get("min_confidence")
         confidence_reasons = ([] if gate_reasons or min_confidence is None
                               else gate.confidence_reasons(prediction.probabilities, min_confidence))

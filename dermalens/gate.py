@@ -134,18 +134,13 @@ class Gate:
     def embedding_distance(self, embeddings: np.ndarray) -> np.ndarray:
         return mahalanobis(embeddings, self.embedding_means, self.embedding_precision)
 
-    def reasons(self, prepared: preprocessing.PreparedImage, embedding: np.ndarray | None) -> list[str]:
-        """Human-readable reasons this prepared image cannot be assessed; empty if it can.
+    def reasons_from(self, statistics: np.ndarray, embedding: np.ndarray | None) -> list[str]:
+        """Human-readable reasons an image with these statistics (`image_statistics`) and pooled
+        embedding (None: not checked) cannot be assessed; empty if it can.
 
         The scope verdict comes first, then every quality problem found (a white document is
-        "not a dermoscopic image" before it is "overexposed").
+        "not a dermoscopic image" before it is "overexposed"). Size is checked by `CombinedGate`.
         """
-        height, width = prepared.pixels.shape[:2]
-        if min(height, width) < MIN_SIDE_FOR_ANALYSIS:
-            return [REASONS["too_small"].format(width=width, height=height)]
-        return self.reasons_from(image_statistics(prepared), embedding)
-
-    def reasons_from(self, statistics: np.ndarray, embedding: np.ndarray | None) -> list[str]:
         limits = self.thresholds
         values = dict(zip(STATISTIC_NAMES, statistics))
         reasons = []
@@ -174,6 +169,34 @@ class Gate:
         with np.load(path, allow_pickle=False) as arrays:
             return cls(arrays["statistics_mean"], arrays["statistics_precision"],
                        arrays["embedding_means"], arrays["embedding_precision"], dict(thresholds))
+
+
+class CombinedGate:
+    """The gates of a model's member networks, run as one (`members`, in member order; a single
+    network's model has one).
+
+    An image is declined when any member's gate would decline it: each member's embedding check
+    knows only its own network's features, and an ensemble answer rests on every member. The
+    image statistics are computed once and the reasons are given once each, in the order the
+    first gate to give them gives them.
+    """
+
+    def __init__(self, members: list[Gate]):
+        self.members = tuple(members)
+
+    def reasons(self, prepared: preprocessing.PreparedImage,
+                embeddings: tuple[np.ndarray, ...] | None) -> list[str]:
+        """Human-readable reasons this prepared image cannot be assessed; empty if it can.
+        `embeddings`: each member network's pooled features, in member order (None: the
+        embedding checks are skipped)."""
+        height, width = prepared.pixels.shape[:2]
+        if min(height, width) < MIN_SIDE_FOR_ANALYSIS:
+            return [REASONS["too_small"].format(width=width, height=height)]
+        statistics = image_statistics(prepared)
+        reasons: list[str] = []
+        for member, embedding in zip(self.members, embeddings or [None] * len(self.members)):
+            reasons += [reason for reason in member.reasons_from(statistics, embedding) if reason not in reasons]
+        return reasons
 
 
 def confidence_reasons(probabilities: dict[str, float], min_confidence: float) -> list[str]:

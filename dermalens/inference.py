@@ -1,8 +1,10 @@
-"""The classifier service: load the shipped network once, then analyse one image at a time.
+"""The classifier service: load the shipped model once, then analyse one image at a time.
 
-`Classifier` is the interface the web app depends on; `KerasClassifier` is the real one and the
-tests inject a small fake with the same methods. Everything here takes and returns plain data
-(NumPy arrays, dicts, dataclasses) and knows nothing of Flask.
+A model card describes one network (its weights `NAME.keras` beside it) or an ensemble of
+several (`members`, each with its own weights file, temperature and gate). `Classifier` is the
+interface the web app depends on; `KerasClassifier` is the real one and the tests inject a small
+fake with the same methods. Everything here takes and returns plain data (NumPy arrays, dicts,
+dataclasses) and knows nothing of Flask.
 """
 
 import hashlib
@@ -19,7 +21,7 @@ from dermalens.lesions import CLASSES, MALIGNANT_CLASSES
 from dermalens.preprocessing import PreparedImage
 
 if TYPE_CHECKING:
-    from dermalens.gate import Gate
+    from dermalens.gate import CombinedGate
 
 
 class ModelLoadError(RuntimeError):
@@ -32,17 +34,30 @@ class ModelInfo:
 
     name: str
     version: str
+    # The weights' SHA-256; for an ensemble, `ensemble_sha256` of its members' (one identity
+    # for what produced an analysis, recorded with it).
     sha256: str
     input_size: int
-    temperature: float
     thresholds: dict
     card: dict = field(default_factory=dict, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
+class MemberSpec:
+    """One network of a model card, its weights file verified against the card's SHA-256."""
+
+    weights_path: Path
+    sha256: str
+    temperature: float
+    gate: dict | None  # the card's gate section for this network (file, sha256, thresholds, ...)
+
+
+@dataclass(frozen=True)
 class Prediction:
     """Calibrated class probabilities and a heatmap (LayerCAM, of the Grad-CAM
-    family) for the most likely class.
+    family) for the most likely class. For an ensemble the probabilities are the mean of the
+    members' calibrated probabilities and the heatmap is the first member's, for the ensemble's
+    most likely class.
 
     `heatmap` is float32 in [0, 1] over the network's input square (input_size x input_size),
     i.e. over the prepared image's analysed square (`PreparedImage.square`).
@@ -51,8 +66,9 @@ class Prediction:
     probabilities: dict[str, float]
     heatmap: np.ndarray | None
     heatmap_class: str
-    # The network's pooled features (for the scope gate); None for classifiers without one.
-    embedding: np.ndarray | None = None
+    # Each network's pooled features, in member order (for the scope gate); None for
+    # classifiers without them.
+    embeddings: tuple[np.ndarray, ...] | None = None
     # The (R, G, B) gains that brought the image into the training colour range before the
     # network saw it (`preprocessing.NetworkInput.gains`; all 1 when none were needed); None for
     # classifiers that do not correct colours.
@@ -70,7 +86,7 @@ class Prediction:
 class Classifier(Protocol):
     info: ModelInfo
     device: str
-    gate: "Gate | None"
+    gate: "CombinedGate | None"
 
     def analyse(self, prepared: PreparedImage, age=None, sex=None, site=None,
                 explain: bool = True) -> Prediction:
@@ -94,11 +110,21 @@ def sha256_of_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-def read_model_card(card_path: str | Path) -> tuple[ModelInfo, Path]:
+def ensemble_sha256(member_digests: list[str]) -> str:
+    """The identity of an ensemble: the SHA-256 of its members' SHA-256 digests, one per line,
+    in member order."""
+    return hashlib.sha256("\n".join(member_digests).encode("ascii")).hexdigest()
+
+
+def read_model_card(card_path: str | Path) -> tuple[ModelInfo, list[MemberSpec]]:
     """Read the model card and check the weights it describes.
 
-    :return: (model info, path of the verified weights file)
-    :raise ModelLoadError: card or weights missing, card unreadable, the weights' SHA-256
+    A card without `members` describes one network, its weights `NAME.keras` beside the card;
+    with `members`, each entry names its weights file (beside the card), its SHA-256, its
+    temperature and its gate, and the card's own `sha256` is `ensemble_sha256` of theirs.
+
+    :return: (model info, the networks in member order, weights verified)
+    :raise ModelLoadError: card or weights missing, card unreadable, a weights file's SHA-256
         differs from the card (a tampered or half-copied file is never loaded), or the card's
         preprocessing version is not this code's (the network would see unfamiliar inputs).
     """
@@ -108,12 +134,17 @@ def read_model_card(card_path: str | Path) -> tuple[ModelInfo, Path]:
                              "(python -m dermalens.train) or set DERMALENS_MODEL_CARD.")
     try:
         card = json.loads(card_path.read_text())
-        weights_path = card_path.with_suffix(".keras")
         info = ModelInfo(name=card["name"], version=card["version"], sha256=card["sha256"],
-                         input_size=int(card["input_size"]), temperature=float(card["temperature"]),
-                         thresholds=dict(card["thresholds"]), card=card)
-    except (ValueError, KeyError, TypeError) as error:
+                         input_size=int(card["input_size"]), thresholds=dict(card["thresholds"]), card=card)
+        entries = card["members"] if "members" in card else [{**card, "weights": f"{card_path.stem}.keras"}]
+        members = [MemberSpec(weights_path=card_path.parent / Path(entry["weights"]).name,
+                              sha256=entry["sha256"], temperature=float(entry["temperature"]),
+                              gate=entry.get("gate"))
+                   for entry in entries]
+    except (ValueError, KeyError, TypeError, AttributeError) as error:
         raise ModelLoadError(f"Model card {card_path} is not valid: {error!r}") from error
+    if not members:
+        raise ModelLoadError(f"Model card {card_path} lists no member networks.")
     if list(card.get("classes", [])) != list(CLASSES):
         raise ModelLoadError(f"Model card {card_path} has a different class order than {CLASSES}.")
     if card.get("preprocessing_version") != preprocessing.VERSION:
@@ -121,13 +152,18 @@ def read_model_card(card_path: str | Path) -> tuple[ModelInfo, Path]:
                              f"{card.get('preprocessing_version')!r}, but this version of DermaLens "
                              f"applies version {preprocessing.VERSION}. Retrain, or run the "
                              "DermaLens version the model was trained with.")
-    if not weights_path.is_file():
-        raise ModelLoadError(f"Model weights not found: {weights_path} (described by {card_path}).")
-    actual = sha256_of_file(weights_path)
-    if actual != info.sha256:
-        raise ModelLoadError(f"Model weights {weights_path} have SHA-256 {actual}, but the model card "
-                             f"says {info.sha256}. Refusing to load a file that is not the released one.")
-    return info, weights_path
+    if "members" in card and info.sha256 != ensemble_sha256([member.sha256 for member in members]):
+        raise ModelLoadError(f"Model card {card_path}: its sha256 is not the digest of its members' "
+                             "SHA-256 (the card was edited by hand?). Refusing to load it.")
+    for member in members:
+        if not member.weights_path.is_file():
+            raise ModelLoadError(f"Model weights not found: {member.weights_path} (described by {card_path}).")
+        actual = sha256_of_file(member.weights_path)
+        if actual != member.sha256:
+            raise ModelLoadError(f"Model weights {member.weights_path} have SHA-256 {actual}, but the model "
+                                 f"card says {member.sha256}. Refusing to load a file that is not the "
+                                 "released one.")
+    return info, members
 
 
 # Test-time augmentation: the image itself and its horizontal, vertical and double flips
@@ -186,18 +222,18 @@ class NetworkRunner:
         return logits.numpy(), embeddings.numpy(), feature_maps.numpy()
 
 
-def load_gate(card_path: Path, card: dict):
-    """The fitted gate named by the card, checksum-verified; None if the card has no gate.
+def load_gate(card_path: Path, section: dict | None):
+    """The fitted gate a card's gate section names (its file beside the card), checksum-verified;
+    None if there is no section.
 
     :raise ModelLoadError: gate file missing or not the one the card describes, or fitted on
         other statistics than this code computes.
     """
     from dermalens.gate import STATISTIC_NAMES, Gate
 
-    section = card.get("gate")
     if not section:
         return None
-    gate_path = card_path.parent / section["file"]
+    gate_path = card_path.parent / Path(section["file"]).name
     if not gate_path.is_file():
         raise ModelLoadError(f"Gate parameters not found: {gate_path} (described by {card_path}).")
     if sha256_of_file(gate_path) != section["sha256"]:
@@ -209,33 +245,63 @@ def load_gate(card_path: Path, card: dict):
     return Gate.load(gate_path, section["thresholds"])
 
 
+class Network:
+    """One member network, loaded: its compiled forward pass, its temperature and its gate."""
+
+    def __init__(self, spec: MemberSpec, card_path: Path, input_size: int, tta: bool):
+        import keras
+
+        self.temperature = spec.temperature
+        self.gate = load_gate(card_path, spec.gate)
+        # safe_mode refuses lambda layers and arbitrary code in the archive (CVE-2025-1550 class).
+        self.model = keras.models.load_model(spec.weights_path, compile=False, safe_mode=True)
+        self.runner = NetworkRunner(self.model, input_size, tta=tta)
+
+
 class KerasClassifier:
-    """The trained Keras ResNet, loaded once per process and safe to call from several threads."""
+    """The trained Keras ResNet, or an ensemble of them, loaded once per process and safe to
+    call from several threads.
+
+    An ensemble's answer is the mean of its members' calibrated probabilities (each member's own
+    temperature, test-time augmentation as the card says); its gate declines an image any
+    member's gate declines (`gate.CombinedGate`), and the heatmap is the first member's LayerCAM
+    of the ensemble's most likely class.
+    """
 
     def __init__(self, card_path: str | Path):
+        from dermalens.gate import CombinedGate
+
         card_path = Path(card_path)
-        self.info, weights_path = read_model_card(card_path)
-        self.gate = load_gate(card_path, self.info.card)
+        self.info, specs = read_model_card(card_path)
         config.quiet_tensorflow()
-        import keras
         import tensorflow as tf
         from tf_keras_vis.layercam import Layercam
 
         from dermalens.network import explanation_tail
 
-        # safe_mode refuses lambda layers and arbitrary code in the archive (CVE-2025-1550 class).
-        self.model = keras.models.load_model(weights_path, compile=False, safe_mode=True)
-        self.runner = NetworkRunner(self.model, self.info.input_size, tta=self.info.card.get("tta", False))
-        # The heatmap runs on the network's tail alone (last stage and head), fed the feature
-        # maps the runner already computed: one forward pass of the body per request, and no
-        # gradients through it. The tail outputs logits, so no activation swap is needed, and it
-        # is made of the served model's own layers, which are never modified. Built once.
-        self._layercam = Layercam(explanation_tail(self.model), clone=False)
+        tta = self.info.card.get("tta", False)
+        self.members = [Network(spec, card_path, self.info.input_size, tta) for spec in specs]
+        gates = [member.gate for member in self.members]
+        if any(gates) and not all(gates):
+            raise ModelLoadError(f"Model card {card_path}: some members have a gate and some do not.")
+        self.gate = CombinedGate(gates) if all(gates) else None
+        self.explained = self.members[0]
+        # The heatmap runs on the explained network's tail alone (last stage and head), fed the
+        # feature maps its runner already computed: one forward pass of the body per request,
+        # and no gradients through it. The tail outputs logits, so no activation swap is needed,
+        # and it is made of the served model's own layers, which are never modified. Built once.
+        self._layercam = Layercam(explanation_tail(self.explained.model), clone=False)
         self._layercam_lock = threading.Lock()
         self.device = "GPU" if tf.config.list_physical_devices("GPU") else "CPU"
         size = self.info.input_size
         # Trace and build once, at startup.
         self.analyse(preprocessing.prepare(np.zeros((size, size, 3), np.uint8)))
+
+    def probabilities(self, images: np.ndarray, metadata: np.ndarray) -> np.ndarray:
+        """Calibrated probabilities (batch, classes) of network input tensors
+        (`preprocessing.network_input`) and encoded metadata: the members' mean."""
+        return np.mean([softmax(member.runner(images, metadata)[0], member.temperature)
+                        for member in self.members], axis=0)
 
     def analyse(self, prepared, age=None, sex=None, site=None, explain: bool = True) -> Prediction:
         with timing.stage("preprocess"):
@@ -243,8 +309,15 @@ class KerasClassifier:
             image = network_input.tensor[None]
             metadata = preprocessing.encode_metadata(age, sex, site)[None]
         with timing.stage("network"):
-            logits, embeddings, feature_maps = self.runner.with_feature_maps(image, metadata)
-            probabilities = softmax(logits[0], self.info.temperature)
+            member_probabilities, embeddings = [], []
+            for member in self.members:
+                if member is self.explained:
+                    logits, embedding, feature_maps = member.runner.with_feature_maps(image, metadata)
+                else:
+                    logits, embedding = member.runner(image, metadata)
+                member_probabilities.append(softmax(logits[0], member.temperature))
+                embeddings.append(embedding[0])
+            probabilities = np.mean(member_probabilities, axis=0)
         top_index = int(np.argmax(probabilities))
         with timing.stage("heatmap"):
             heatmap = self._heatmap(feature_maps, metadata, top_index) if explain else None
@@ -252,18 +325,19 @@ class KerasClassifier:
             probabilities={name: float(p) for name, p in zip(CLASSES, probabilities)},
             heatmap=heatmap,
             heatmap_class=CLASSES[top_index],
-            embedding=embeddings[0],
+            embeddings=tuple(embeddings),
             colour_gains=tuple(float(gain) for gain in network_input.gains),
         )
 
     def _heatmap(self, feature_maps, metadata, class_index: int) -> np.ndarray:
-        """LayerCAM (a Grad-CAM variant; Jiang et al. 2021) of the prediction the app reports.
+        """LayerCAM (a Grad-CAM variant; Jiang et al. 2021) of the explained (first) network's
+        logit for the class the app reports.
 
         At each cell of the explained feature map (`network.explained_feature_layer`), every
         channel's activation is weighted by its own positive gradient of the class logit and the
         channels summed. (Grad-CAM's one weight per channel made a poor map at that layer:
         docs/model-history.md.)
-        The app reports the mean of the TTA views' logits, whose gradient at each view is the
+        The network's logits are the mean of the TTA views', whose gradient at each view is the
         view's own divided by the number of views, so its map is the mean of the views' maps, each
         flipped back: what this returns, rectified and scaled to [0, 1]. (The map of the unflipped
         view alone explained a quarter of the prediction; it did not flip with the image and
@@ -272,15 +346,15 @@ class KerasClassifier:
 
         from dermalens.network import EXPLAINED_LAYER
 
-        views = len(self.runner.flips)
+        flips = self.explained.runner.flips
         with self._layercam_lock:  # tf-keras-vis builds a Keras sub-model on each call
             cams = self._layercam(CategoricalScore([class_index]),
-                                  [feature_maps, np.repeat(metadata, views, axis=0)],
+                                  [feature_maps, np.repeat(metadata, len(flips), axis=0)],
                                   penultimate_layer=EXPLAINED_LAYER, expand_cam=False,
                                   seek_penultimate_conv_layer=False, activation_modifier=None,
                                   normalize_cam=False)
         cams = np.asarray(cams[0] if isinstance(cams, list) else cams, np.float32)
-        cam = np.mean([np.flip(view, flip) for view, flip in zip(cams, self.runner.flips)], axis=0)
+        cam = np.mean([np.flip(view, flip) for view, flip in zip(cams, flips)], axis=0)
         return upsample_heatmap(cam, self.info.input_size)
 
 

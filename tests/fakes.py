@@ -19,14 +19,14 @@ class FakeGate:
     def __init__(self, reasons: list[str]):
         self._reasons = list(reasons)
 
-    def reasons(self, prepared, embedding) -> list[str]:
+    def reasons(self, prepared, embeddings) -> list[str]:
         return list(self._reasons)
 
 
 class FakeClassifier:
     def __init__(self, fail: bool = False, gate_reasons: list[str] | None = None):
         self.info = ModelInfo(name="fake-resnet", version="0.0-test", sha256="f" * 64,
-                              input_size=32, temperature=1.0, thresholds=dict(FAKE_THRESHOLDS),
+                              input_size=32, thresholds=dict(FAKE_THRESHOLDS),
                               card={"validation": {}})
         self.device = "CPU"
         self.gate = FakeGate(gate_reasons) if gate_reasons else None

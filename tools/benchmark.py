@@ -286,10 +286,11 @@ def time_core(way: str, card: str, images: list[bytes]) -> dict:
 
     from dermalens import explanation, preprocessing, storage
     from dermalens.assessment import assess_image, decode_for_analysis
-    from dermalens.inference import KerasClassifier
+    from dermalens.inference import KerasClassifier, read_model_card
 
     classifier = KerasClassifier(card) if way in ("ours", "inference") else None
-    naive_model = keras.models.load_model(Path(card).with_suffix(".keras"), compile=False)
+    naive_models = [keras.models.load_model(member.weights_path, compile=False)
+                    for member in read_model_card(card)[1]]
     size = json.loads(Path(card).read_text())["input_size"]
 
     def ours(data):
@@ -300,7 +301,8 @@ def time_core(way: str, card: str, images: list[bytes]) -> dict:
         storage.encode_jpeg(rgb), storage.encode_jpeg(overlay)
 
     def naive(data):
-        # The typical app: full decode, model.predict per request, a new Gradcam per call.
+        # The typical app: full decode, model.predict per request (each member of an ensemble),
+        # a new Gradcam per call.
         from PIL import Image
         import io
 
@@ -308,8 +310,9 @@ def time_core(way: str, card: str, images: list[bytes]) -> dict:
         prepared = preprocessing.prepare(rgb)
         image = preprocessing.network_input(prepared, size).tensor[None]
         metadata = preprocessing.encode_metadata(55, "female", "back")[None]
-        logits = naive_model.predict({"image": image, "metadata": metadata}, verbose=0)
-        gradcam = Gradcam(naive_model)
+        logits = np.mean([model.predict({"image": image, "metadata": metadata}, verbose=0)
+                          for model in naive_models], axis=0)
+        gradcam = Gradcam(naive_models[0])
         cam = gradcam(CategoricalScore([int(np.argmax(logits))]), [image, metadata],
                       penultimate_layer="features", expand_cam=False,
                       seek_penultimate_conv_layer=False)
@@ -348,7 +351,7 @@ def print_table(result: dict) -> None:
         ("peak RSS per worker (MB)", ", ".join(f"{v:.0f}" for v in result["worker_peak_rss_mb"]), "<= 1024"),
         ("core p50: ours / naive (ms)", f"{core['ours']['p50_ms']:.0f} / {core['naive']['p50_ms']:.0f}",
          core["naive"].get("error", "")),
-        ("inference only p50 (ms, no heatmap)", f"{core['inference']['p50_ms']:.1f}", "<= 30"),
+        ("inference only p50 (ms, no heatmap)", f"{core['inference']['p50_ms']:.1f}", "<= 60"),
         ("speed-up vs naive (p50)", f"{core['speedup_p50']:.1f}x", ">= 3x"),
         ("HTTP analysis p50 vs naive core", f"{core['naive']['p50_ms'] / http['analysis_ms']['p50']:.1f}x", ""),
         ("errors", str(http["errors"] + sum(t["errors"] for t in result["throughput"].values())), "0"),

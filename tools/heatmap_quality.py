@@ -81,7 +81,6 @@ def measure(classifier, images: Path, rows: list[dict], progress=None) -> dict:
     centred blob over the images with a plausible lesion mask; also n, how many images were
     left out for want of one (`left_out`) and how many were missing or unreadable (`unreadable`)."""
     from dermalens import preprocessing
-    from dermalens.inference import softmax
     from dermalens.training.data import read_labelled_image
 
     size = classifier.info.input_size
@@ -105,8 +104,7 @@ def measure(classifier, images: Path, rows: list[dict], progress=None) -> dict:
         image = preprocessing.normalise(square)
         metadata = preprocessing.encode_metadata(row["age"], row["sex"], row["site"])[None]
         for name, heatmap in (("served", prediction.heatmap), ("centred_blob", blob)):
-            logits, _ = classifier.runner(hottest_blurred(image, heatmap)[None], metadata)
-            after = float(softmax(logits[0], classifier.info.temperature)[top])
+            after = float(classifier.probabilities(hottest_blurred(image, heatmap)[None], metadata)[0, top])
             scores[name].append({**agreement(heatmap, mask), "deletion_drop": top_probability - after})
     result = {"n": len(scores["served"]), "left_out": left_out, "unreadable": unreadable}
     for name, per_image in scores.items():

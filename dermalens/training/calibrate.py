@@ -260,6 +260,9 @@ def calibrate(card_path: Path, data_dir: Path, tta: bool = True, prior_correctio
     from dermalens.inference import NetworkRunner, sha256_of_file
 
     card = json.loads(card_path.read_text())
+    if "members" in card:
+        raise SystemExit(f"{card_path} is an ensemble: calibrate fits one network. Calibrate each member "
+                         "network on its own and assemble them with python -m dermalens.training.ensemble")
     weights_path = card_path.with_suffix(".keras")
     if sha256_of_file(weights_path) != card["sha256"]:
         raise SystemExit(f"{weights_path} does not match the SHA-256 in {card_path}")

@@ -2,14 +2,16 @@
 
     python -m dermalens.training.model_card --model-card models/NAME.json \
         [--out-of-scope RESULT.json] [--size-and-crop "DESCRIPTION=OUT/metrics.json" ...]
-        [--other-device "DESCRIPTION=OUT/metrics.json" ...]
+        [--other-device "DESCRIPTION=OUT/metrics.json" ...] [--heatmap-quality RESULT.json]
 
 The text comes from the template `model_card.md.j2` beside this module, fed only by the card's
 JSON, so the two never disagree and no figure is typed into code. With --out-of-scope (the
 out_of_scope.json written by `dermalens.evaluate --out-of-scope`), the figures are also stored in
 the JSON card; likewise each --size-and-crop (the metrics.json of a labelled `dermalens.evaluate`
 run on resized or re-cropped copies of the validation images) and each --other-device (one on
-another clinic's images, such as PH2, or copies of them).
+another clinic's images, such as PH2, or copies of them). With --heatmap-quality (what
+`python -m tools.heatmap_quality --out` wrote for the validation images), the share of images
+whose heatmap peak fell beside the lesion is stored with the card's heatmap section.
 """
 
 import argparse
@@ -77,15 +79,22 @@ def main(argv=None) -> int:
                         help="figures of the validation images at another size, crop or colour (repeatable)")
     parser.add_argument("--other-device", action="append", default=[], metavar="DESCRIPTION=METRICS_JSON",
                         help="figures of another clinic's images (e.g. PH2) or copies of them (repeatable)")
+    parser.add_argument("--heatmap-quality", type=Path, help="tools.heatmap_quality --out of the validation images")
     args = parser.parse_args(argv)
     pairs = _pairs(parser, "--size-and-crop", args.size_and_crop)
     devices = _pairs(parser, "--other-device", args.other_device)
-    inputs = [args.model_card, *([args.out_of_scope] if args.out_of_scope else []),
+    inputs = [args.model_card, *(path for path in (args.out_of_scope, args.heatmap_quality) if path),
               *(path for _, path in pairs + devices)]
     unreadable = [str(path) for path in inputs if not path.is_file()]
     if unreadable:
         parser.error(f"no such file: {', '.join(unreadable)}")
     card = json.loads(args.model_card.read_text())
+    pointing = None
+    if args.heatmap_quality:
+        try:
+            pointing = float(json.loads(args.heatmap_quality.read_text())["served"]["pointing"])
+        except (ValueError, KeyError, TypeError):
+            parser.error(f"{args.heatmap_quality}: not a tools.heatmap_quality result with a pointing rate")
     if args.out_of_scope:
         card["out_of_scope"] = json.loads(args.out_of_scope.read_text())
     if pairs:
@@ -94,7 +103,9 @@ def main(argv=None) -> int:
     if devices:
         card["other_devices"] = [other_device_row(description, json.loads(path.read_text()))
                                  for description, path in devices]
-    if args.out_of_scope or pairs or devices:
+    if pointing is not None:
+        card["heatmap"] = {**card.get("heatmap", {}), "peak_off_lesion_rate": 1.0 - pointing}
+    if args.out_of_scope or pairs or devices or args.heatmap_quality:
         args.model_card.write_text(json.dumps(card, indent=2) + "\n")
     readme = args.model_card.parent / "README.md"
     readme.write_text(render(card))

@@ -1,0 +1,212 @@
+"""Assemble calibrated member networks into one servable ensemble model card.
+
+    python -m dermalens.training.ensemble --data ../shared/data/ham10000 \
+        --member models/candidates/A.json --member models/candidates/B.json \
+        --name NAME --version VERSION --out models/ \
+        --out-of-fold DIR [--misses-as REFERENCE_CARD]
+
+Each member is a model card written by `train` and `calibrate`: its weights, temperature and
+gate stay its own, fitted on its own validation split. All members must validate on the same
+split (the same `NAME.split.csv`) and share input size, preprocessing and test-time
+augmentation. The command copies each member's weights, gate and per-epoch log to `--out` as
+`NAME.member<i>.keras`, `NAME.member<i>.gate.npz` and `NAME.member<i>.training-log.csv` (byte for
+byte: their SHA-256 stay the members'), the split as `NAME.split.csv`, and writes `NAME.json`,
+which lists the members.
+
+The risk thresholds and the minimum confidence are fitted, as `calibrate` fits them, on DIR:
+the `predictions.csv` of `dermalens.training.average` over the members' recipes' out-of-fold
+pools (every HAM10000 image predicted by an ensemble that never saw its lesion), not on one
+fold. With --misses-as, the monitor threshold misses no larger share of malignant lesions and
+of melanomas there than the reference card does on its own split (`calibrate --misses-as`).
+Last, the assembled card is loaded as the app loads it and run over the members' validation
+split: those figures, under the fitted thresholds, are its `validation`.
+"""
+
+import argparse
+import json
+import shutil
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from dermalens import gate
+from dermalens.inference import ModelLoadError, ensemble_sha256, read_model_card
+from dermalens.training import data, metrics
+from dermalens.training.average import read_predictions
+from dermalens.training.calibrate import (THRESHOLD_RULES, coverage_table, fit_risk, misses_of,
+                                          risk_section)
+from dermalens.training.evaluate import evaluate, summarise
+
+# What every member must share for one input to serve them all.
+SHARED_KEYS = ("input_size", "classes", "preprocessing", "preprocessing_version", "tta")
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--data", required=True, type=Path, help="HAM10000-style folder")
+    parser.add_argument("--member", required=True, type=Path, action="append", dest="members",
+                        help="a calibrated member's model card; once per member, two or more")
+    parser.add_argument("--name", required=True)
+    parser.add_argument("--version", required=True)
+    parser.add_argument("--out", required=True, type=Path)
+    parser.add_argument("--out-of-fold", required=True, type=Path, dest="out_of_fold",
+                        help="a dermalens.training.average output over the members' out-of-fold pools")
+    parser.add_argument("--misses-as", type=Path, metavar="REFERENCE_CARD",
+                        help="fit the monitor threshold to miss no larger shares than this card")
+    return parser.parse_args(argv)
+
+
+def read_members(paths: list[Path]) -> list[dict]:
+    """The members' cards, each verified as the app verifies a card (weights' SHA-256 included).
+
+    :raise ValueError: fewer than two, a member that is itself an ensemble, cannot be served or
+        has no training log beside it, or members that differ in what they share (`SHARED_KEYS`) or in their split.
+    """
+    if len(paths) < 2:
+        raise ValueError("give two or more --member cards")
+    cards = []
+    for path in paths:
+        try:
+            card = dict(read_model_card(path)[0].card)
+        except ModelLoadError as error:
+            raise ValueError(str(error)) from error
+        if "members" in card:
+            raise ValueError(f"{path} is an ensemble itself; give its members")
+        if not path.with_name(f"{card['name']}.training-log.csv").is_file():
+            raise ValueError(f"{path}: no {card['name']}.training-log.csv beside it")
+        card["split"] = data.read_split(path.with_name(f"{card['name']}.split.csv"))
+        card["path"] = path
+        cards.append(card)
+    first = cards[0]
+    for card in cards[1:]:
+        differing = [key for key in (*SHARED_KEYS, "split") if card.get(key) != first.get(key)]
+        if differing:
+            raise ValueError(f"{card['path']} differs from {first['path']} in {', '.join(differing)}")
+    return cards
+
+
+def shared_training(cards: list[dict]) -> dict:
+    """The training facts every member shares (data, split, class counts, ...)."""
+    first = cards[0]["training"]
+    return {key: value for key, value in first.items()
+            if all(card["training"].get(key) == value for card in cards[1:])}
+
+
+def fit_thresholds(out_of_fold: Path, misses_as: Path | None) -> tuple[dict, dict, dict]:
+    """(thresholds, their rules, how the out-of-fold lesions fall under them) fitted on an
+    `average` output's predictions, as `calibrate` fits them; the monitor threshold held to the
+    reference's misses when `misses_as` is given."""
+    pool = read_predictions(out_of_fold)
+    labels, probabilities, declined = pool["labels"], pool["probabilities"], pool["indeterminate"]
+    overall = metrics.balanced_accuracy(metrics.confusion_matrix(labels, probabilities.argmax(axis=1)))
+    min_confidence = fit_risk(labels, probabilities, declined, overall)[1]["thresholds"]["min_confidence"]
+    rules = {name: rule.replace("the validation split", "the out-of-fold predictions").replace("validation", "out-of-fold")
+             for name, rule in THRESHOLD_RULES.items()}
+    max_missed = None
+    if misses_as is not None:
+        max_missed, rule = misses_of(misses_as)
+        rules["monitor_max_malignant"] = rule.replace("malignant validation lesions",
+                                                      "malignant out-of-fold lesions")
+    risk = risk_section(labels, probabilities, declined, min_confidence, max_missed)
+    pooled = {"predictions": str(out_of_fold), "n": int(len(labels)), "balanced_accuracy": overall,
+              "risk_by_truth": risk["risk_by_truth"], "uncertain_rate": risk["uncertain_rate"]}
+    return risk["thresholds"], rules, pooled
+
+
+def member_entry(card: dict, out: Path, name: str, number: int) -> dict:
+    """The ensemble card's entry for one member, its files copied to `out` under `name`."""
+    source = card["path"]
+    weights = out / f"{name}.member{number}.keras"
+    gate_file = out / f"{name}.member{number}.gate.npz"
+    shutil.copyfile(source.with_suffix(".keras"), weights)
+    shutil.copyfile(source.parent / Path(card["gate"]["file"]).name, gate_file)
+    training_log = out / f"{name}.member{number}.training-log.csv"
+    shutil.copyfile(source.with_name(f"{card['name']}.training-log.csv"), training_log)
+    validation = card["validation"]
+    return {
+        "source": {"name": card["name"], "version": card["version"]},
+        "architecture": card["architecture"],
+        "weights": weights.name,
+        "sha256": card["sha256"],
+        "temperature": card["temperature"],
+        "gate": {**card["gate"], "file": gate_file.name},
+        "training": card["training"],
+        "training_log": training_log.name,
+        "calibration_command": card["calibration_command"],
+        "validation": {key: validation.get(key) for key in ("n", "balanced_accuracy", "auc_malignant", "ece")},
+    }
+
+
+def assemble(args) -> dict:
+    """Write the ensemble's files and card to args.out; return the card."""
+    cards = read_members(args.members)
+    thresholds, rules, pooled = fit_thresholds(args.out_of_fold, args.misses_as)
+    rows = [row for row in data.read_ham10000(args.data) if cards[0]["split"].get(row["image_id"]) == "val"]
+    if not rows:
+        raise ValueError(f"{args.data}: none of the members' validation images")
+    args.out.mkdir(parents=True, exist_ok=True)
+    first = cards[0]
+    members = [member_entry(card, args.out, args.name, number) for number, card in enumerate(cards, start=1)]
+    shutil.copyfile(first["path"].with_name(f"{first['name']}.split.csv"), args.out / f"{args.name}.split.csv")
+    architectures = sorted({member["architecture"] for member in members})
+    card = {
+        "name": args.name,
+        "version": args.version,
+        "architecture": f"ensemble of {len(members)} networks, each " + "; ".join(architectures),
+        **{key: first[key] for key in SHARED_KEYS},
+        "training": shared_training(cards),
+        "sha256": ensemble_sha256([member["sha256"] for member in members]),
+        "members": members,
+        "heatmap": {**first.get("heatmap", {}), "member": 1},
+        "thresholds": thresholds,
+        "threshold_rules": rules,
+        "out_of_fold_risk": pooled,
+        "colour_notice_threshold": gate.NOTICEABLE_COLOUR_CHANGE,
+        "calibration_command": "python -m dermalens.training.ensemble " + " ".join(
+            [f"--data {args.data}", *(f"--member {path}" for path in args.members), f"--name {args.name}",
+             f"--version {args.version}", f"--out {args.out}", f"--out-of-fold {args.out_of_fold}",
+             *([f"--misses-as {args.misses_as}"] if args.misses_as else [])]),
+    }
+    card_path = args.out / f"{args.name}.json"
+    card_path.write_text(json.dumps(card, indent=2) + "\n")
+    card["validation"], card["coverage"] = validate(card_path, args.data / "images", rows)
+    card_path.write_text(json.dumps(card, indent=2) + "\n")
+    return card
+
+
+def validate(card_path: Path, images: Path, rows: list[dict]) -> tuple[dict, list[dict]]:
+    """The assembled card, loaded as the app loads it, over its validation images (`rows`): the
+    report `dermalens.evaluate` writes (under the card's thresholds), its answered balanced
+    accuracy as `calibrate` counts it, and the coverage table."""
+    from dermalens.inference import KerasClassifier
+
+    classifier = KerasClassifier(card_path)
+    results = evaluate(classifier, images, rows)
+    labels, probabilities, declined = results["labels"], results["probabilities"], results["indeterminate"]
+    report = summarise(results)
+    report["gate_flagged_rate"] = report["indeterminate_rate"]
+    # As `calibrate` reports it: the answers neither declined nor flagged uncertain.
+    answered = ~declined & ~results["uncertain"]
+    report["balanced_accuracy_answered"] = (metrics.balanced_accuracy(metrics.confusion_matrix(
+        labels[answered], probabilities[answered].argmax(axis=1))) if answered.any() else None)
+    return report, coverage_table(labels, probabilities, declined)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    try:
+        card = assemble(args)
+    except (ValueError, OSError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    validation = card["validation"]
+    print(f"{card['name']} {card['version']}: {len(card['members'])} members, validation balanced accuracy "
+          f"{validation['balanced_accuracy']:.3f}, AUC malignant {validation['auc_malignant']:.3f}, "
+          f"ECE {validation['ece']:.3f}, declined {validation['indeterminate_rate']:.1%}")
+    print(f"thresholds (fitted on {card['out_of_fold_risk']['n']} out-of-fold predictions): {card['thresholds']}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

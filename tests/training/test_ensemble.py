@@ -1,0 +1,210 @@
+"""An ensemble model card: served as one classifier, each member's file checked, assembled by a tool.
+
+The members are copies of the session's tiny network (`trained`), told apart by their
+temperatures and gate limits, so what the ensemble adds can be computed by hand.
+"""
+
+import csv
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from dermalens import preprocessing
+from dermalens.assessment import assess_image
+from dermalens.inference import ensemble_sha256, softmax
+from dermalens.lesions import CLASSES
+from tests.images import lesion_array
+
+pytestmark = pytest.mark.tensorflow
+
+TEMPERATURES = (1.0, 2.5)
+
+
+def write_ensemble(trained, folder, temperatures=TEMPERATURES, gate_limits=({}, {})) -> dict:
+    """A card `duo.json` in folder whose members are copies of the tiny network, member i with
+    temperatures[i] and gate thresholds overridden by gate_limits[i]; returns the card."""
+    card = json.loads((trained / "models" / "tiny.json").read_text())
+    members = []
+    for number, (temperature, limits) in enumerate(zip(temperatures, gate_limits), start=1):
+        shutil.copy(trained / "models" / "tiny.keras", folder / f"duo.member{number}.keras")
+        shutil.copy(trained / "models" / card["gate"]["file"], folder / f"duo.member{number}.gate.npz")
+        members.append({"weights": f"duo.member{number}.keras", "sha256": card["sha256"],
+                        "temperature": temperature,
+                        "gate": {**card["gate"], "file": f"duo.member{number}.gate.npz",
+                                 "thresholds": {**card["gate"]["thresholds"], **limits}}})
+    ensemble = {**{key: card[key] for key in ("version", "input_size", "classes", "preprocessing",
+                                              "preprocessing_version", "tta", "thresholds")},
+                "name": "duo", "members": members,
+                "sha256": ensemble_sha256([member["sha256"] for member in members])}
+    (folder / "duo.json").write_text(json.dumps(ensemble))
+    return ensemble
+
+
+def test_an_ensemble_answers_the_mean_of_its_members_calibrated_probabilities(trained, tmp_path):
+    from dermalens.inference import KerasClassifier
+
+    card = write_ensemble(trained, tmp_path)
+    ensemble = KerasClassifier(tmp_path / "duo.json")
+    single = KerasClassifier(trained / "models" / "tiny.json")
+    assert len(ensemble.members) == 2 and ensemble.info.sha256 == card["sha256"]
+    prepared = preprocessing.prepare(lesion_array(200, 150, seed=3))
+    prediction = ensemble.analyse(prepared, age=60, sex="female", site="back")
+
+    image = preprocessing.network_input(prepared, card["input_size"]).tensor[None]
+    metadata = preprocessing.encode_metadata(60, "female", "back")[None]
+    logits = single.members[0].runner(image, metadata)[0][0]
+    expected = np.mean([softmax(logits, temperature) for temperature in TEMPERATURES], axis=0)
+    np.testing.assert_allclose([prediction.probabilities[name] for name in CLASSES], expected, atol=1e-6)
+    assert prediction.heatmap_class == CLASSES[int(np.argmax(expected))]
+    assert prediction.heatmap.shape == (card["input_size"],) * 2 and np.isfinite(prediction.heatmap).all()
+    assert len(prediction.embeddings) == 2
+
+
+@pytest.mark.parametrize("strict_member", [0, 1], ids=["first member", "second member"])
+def test_an_ensemble_declines_an_image_any_member_gate_declines(trained, tmp_path, strict_member):
+    from dermalens.inference import KerasClassifier
+
+    # No real image is this bright on average: the strict member calls every image too dark.
+    limits = [{}, {}]
+    limits[strict_member] = {"min_luminance": 255.0}
+    write_ensemble(trained, tmp_path, gate_limits=limits)
+    assessment = assess_image(KerasClassifier(tmp_path / "duo.json"), lesion_array(200, 150), explain=False)
+    assert assessment.risk_category == "indeterminate"
+    assert any("too dark" in reason for reason in assessment.gate_reasons)
+
+
+def test_an_ensemble_whose_gates_all_accept_an_image_gives_each_reason_once(trained, tmp_path):
+    from dermalens.inference import KerasClassifier
+
+    write_ensemble(trained, tmp_path)
+    classifier = KerasClassifier(tmp_path / "duo.json")
+    dark = (lesion_array(200, 150) * 0.1).astype(np.uint8)
+    reasons = assess_image(classifier, dark, explain=False).gate_reasons
+    assert reasons and len(reasons) == len(set(reasons))
+
+
+@pytest.mark.parametrize("damage, message", [
+    (lambda folder, card: (folder / "duo.member2.keras").write_bytes(b"not the released weights"),
+     "duo.member2.keras have SHA-256"),
+    (lambda folder, card: (folder / "duo.member1.keras").unlink(), "weights not found"),
+    (lambda folder, card: (folder / "duo.member2.gate.npz").write_bytes(b"changed"), "Gate parameters"),
+    (lambda folder, card: (folder / "duo.json").write_text(json.dumps({**card, "sha256": "0" * 64})),
+     "digest of its members"),
+    (lambda folder, card: (folder / "duo.json").write_text(json.dumps(
+        {**card, "members": card["members"][:1]})), "digest of its members"),
+    (lambda folder, card: (folder / "duo.json").write_text(json.dumps({**card, "members": []})),
+     "lists no member"),
+    (lambda folder, card: (folder / "duo.json").write_text(json.dumps({**card, "members": [{"weights": "x"}]})),
+     "not valid"),
+], ids=["tampered member", "missing member", "tampered gate", "edited digest", "member dropped",
+        "no members", "malformed member"])
+def test_an_ensemble_with_any_member_not_as_released_is_refused(trained, tmp_path, damage, message):
+    from dermalens.inference import KerasClassifier, ModelLoadError
+
+    card = write_ensemble(trained, tmp_path)
+    damage(tmp_path, card)
+    with pytest.raises(ModelLoadError, match=message):
+        KerasClassifier(tmp_path / "duo.json")
+
+
+def second_member(trained, folder, split_rows=None) -> str:
+    """The tiny network copied to folder as a second calibrated card, "tiny2", with another
+    temperature and, if split_rows, another split; returns the card's path."""
+    card = json.loads((trained / "models" / "tiny.json").read_text())
+    shutil.copy(trained / "models" / "tiny.keras", folder / "tiny2.keras")
+    shutil.copy(trained / "models" / card["gate"]["file"], folder / "tiny2.gate.npz")
+    shutil.copy(trained / "models" / "tiny.training-log.csv", folder / "tiny2.training-log.csv")
+    split = folder / "tiny2.split.csv"
+    shutil.copy(trained / "models" / "tiny.split.csv", split)
+    if split_rows is not None:
+        with open(split, "w", newline="") as handle:
+            csv.writer(handle).writerows([["image_id", "split"], *split_rows])
+    (folder / "tiny2.json").write_text(json.dumps({**card, "name": "tiny2", "temperature": 2.0,
+                                                   "gate": {**card["gate"], "file": "tiny2.gate.npz"}}))
+    return str(folder / "tiny2.json")
+
+
+def out_of_fold_predictions(folder) -> str:
+    """An `average` output folder: 10 images per class, each most likely its own class."""
+    rng = np.random.default_rng(0)
+    folder.mkdir()
+    with open(folder / "predictions.csv", "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["image_id", "dx", "predicted", "indeterminate", "notice", *CLASSES])
+        for index in range(70):
+            truth = index % len(CLASSES)
+            probabilities = rng.dirichlet(np.ones(len(CLASSES)))
+            probabilities[truth] += 1.0 if index % 5 else 0.0
+            probabilities /= probabilities.sum()
+            writer.writerow([f"ISIC_{index:05d}", CLASSES[truth], CLASSES[int(probabilities.argmax())],
+                             int(index == 3), 0, *np.round(probabilities, 6)])
+    return str(folder)
+
+
+def ensemble_args(trained, folder, second, *extra) -> list[str]:
+    return ["--data", str(trained / "data"), "--member", str(trained / "models" / "tiny.json"),
+            "--member", second, "--name", "pair", "--version", "9.9.9", "--out", str(folder / "out"),
+            "--out-of-fold", out_of_fold_predictions(folder / "oof"), *extra]
+
+
+def test_the_ensemble_tool_assembles_a_card_the_app_serves(trained, tmp_path, capsys):
+    from dermalens.inference import KerasClassifier, sha256_of_file
+    from dermalens.training import data, ensemble, model_card
+
+    second = second_member(trained, tmp_path)
+    assert ensemble.main(ensemble_args(trained, tmp_path, second, "--misses-as",
+                                       str(trained / "models" / "tiny.json"))) == 0
+    out = tmp_path / "out"
+    card = json.loads((out / "pair.json").read_text())
+    assert [member["temperature"] for member in card["members"]] == [
+        json.loads((trained / "models" / "tiny.json").read_text())["temperature"], 2.0]
+    for number, member in enumerate(card["members"], start=1):
+        assert member["weights"] == f"pair.member{number}.keras"
+        assert (out / member["training_log"]).is_file()
+        assert sha256_of_file(out / member["weights"]) == member["sha256"]
+        assert sha256_of_file(out / member["gate"]["file"]) == member["gate"]["sha256"]
+    assert (out / "pair.split.csv").read_text() == (trained / "models" / "tiny.split.csv").read_text()
+    split = data.read_split(out / "pair.split.csv")
+    assert card["validation"]["n"] == sum(side == "val" for side in split.values())
+    assert card["out_of_fold_risk"]["n"] == 70
+    assert set(card["thresholds"]) >= {"monitor_max_malignant", "urgent_melanoma", "min_confidence"}
+    assert "tiny" in card["threshold_rules"]["monitor_max_malignant"]
+    classifier = KerasClassifier(out / "pair.json")
+    assert classifier.info.version == "9.9.9" and classifier.info.thresholds == card["thresholds"]
+    text = model_card.render(card)
+    assert "Ensemble of 2 networks" in text and text.count(card["members"][0]["sha256"]) == 2
+    assert "out-of-fold predictions" in text and "Member 2." in text
+    assert "thresholds (fitted on 70 out-of-fold predictions)" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("problem, message", [
+    ("other split", "differs from"),
+    ("one member", "two or more"),
+    ("no out-of-fold predictions", "no predictions.csv"),
+    ("no training log", "no tiny2.training-log.csv"),
+])
+def test_the_ensemble_tool_refuses_what_it_cannot_assemble_and_writes_nothing(
+        trained, tmp_path, capsys, problem, message):
+    from dermalens.training import ensemble
+
+    second = second_member(trained, tmp_path, split_rows=[["ISIC_00000", "val"]] if problem == "other split" else None)
+    args = ensemble_args(trained, tmp_path, second)
+    if problem == "one member":
+        args[4:6] = []
+    if problem == "no out-of-fold predictions":
+        (tmp_path / "oof" / "predictions.csv").unlink()
+    if problem == "no training log":
+        (tmp_path / "tiny2.training-log.csv").unlink()
+    assert ensemble.main(args) == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
+def test_calibrate_refuses_an_ensemble_card(trained, tmp_path):
+    from dermalens.training import calibrate
+
+    write_ensemble(trained, tmp_path)
+    with pytest.raises(SystemExit, match="ensemble"):
+        calibrate.calibrate(tmp_path / "duo.json", trained / "data")
