@@ -28,8 +28,9 @@ def fixture_rgb(name: str) -> np.ndarray:
 
 
 def uncertain_image() -> bytes:
-    """Two lesions blended half and half: the shipped model gives no class 44% (top about 30%)."""
-    blend = (fixture_rgb("ISIC_0024698").astype(float) + fixture_rgb("ISIC_0027419")) / 2
+    """A nevus and a vascular lesion blended half and half: the shipped model gives no class its
+    minimum confidence (top about 39%)."""
+    blend = (fixture_rgb("ISIC_0024698").astype(float) + fixture_rgb("ISIC_0031197")) / 2
     return jpeg(blend.astype(np.uint8))
 
 
@@ -61,10 +62,11 @@ def clinic(browser, base_url):
     lesion = {"patient_ref": LONG_PATIENT, "lesion_ref": LONG_LESION}
     paths = {
         "answered": post_analysis(page, (FIXTURES / "ISIC_0029417.jpg").read_bytes(), "akiec.jpg", **lesion),
-        "urgent": post_analysis(page, (FIXTURES / "ISIC_0024698.jpg").read_bytes(), "mel.jpg", **lesion),
+        "review": post_analysis(page, (FIXTURES / "ISIC_0024698.jpg").read_bytes(), "nv.jpg", **lesion),
         "uncertain": post_analysis(page, uncertain_image(), "blend.jpg", patient_ref=LONG_PATIENT),
         "declined": post_analysis(page, ruled_page(), "paper.jpg", patient_ref=LONG_PATIENT),
-        "monitor": post_analysis(page, (FIXTURES / "ISIC_0031197.jpg").read_bytes(), "vasc.jpg"),
+        "monitor": post_analysis(page, jpeg(np.asarray(Image.fromarray(fixture_rgb("ISIC_0031197")).resize(
+            (1024, 768), Image.BICUBIC))), "vasc.jpg"),
     }
     page.goto("/account")
     page.get_by_label("Name of the new token").fill("dermatoscope workstation in room 2")
