@@ -60,8 +60,9 @@ def parse_args(argv=None):
 def read_members(paths: list[Path]) -> list[dict]:
     """The members' cards, each verified as the app verifies a card (weights' SHA-256 included).
 
-    :raise ValueError: fewer than two, a member that is itself an ensemble, cannot be served or
-        has no training log beside it, or members that differ in what they share (`SHARED_KEYS`) or in their split.
+    :raise ValueError: fewer than two, a member that is itself an ensemble, cannot be served, is
+        not calibrated or has no training log beside it, or members that differ in what they
+        share (`SHARED_KEYS`) or in their split.
     """
     if len(paths) < 2:
         raise ValueError("give two or more --member cards")
@@ -73,6 +74,8 @@ def read_members(paths: list[Path]) -> list[dict]:
             raise ValueError(str(error)) from error
         if "members" in card:
             raise ValueError(f"{path} is an ensemble itself; give its members")
+        if not card.get("gate") or "calibration_command" not in card:
+            raise ValueError(f"{path} is not calibrated (no gate): run dermalens.training.calibrate on it")
         if not path.with_name(f"{card['name']}.training-log.csv").is_file():
             raise ValueError(f"{path}: no {card['name']}.training-log.csv beside it")
         card["split"] = data.read_split(path.with_name(f"{card['name']}.split.csv"))
@@ -101,8 +104,8 @@ def fit_thresholds(out_of_fold: Path, misses_as: Path | None) -> tuple[dict, dic
     labels, probabilities, declined = pool["labels"], pool["probabilities"], pool["indeterminate"]
     overall = metrics.balanced_accuracy(metrics.confusion_matrix(labels, probabilities.argmax(axis=1)))
     min_confidence = fit_risk(labels, probabilities, declined, overall)[1]["thresholds"]["min_confidence"]
-    rules = {name: rule.replace("the validation split", "the out-of-fold predictions").replace("validation", "out-of-fold")
-             for name, rule in THRESHOLD_RULES.items()}
+    rules = {name: rule.replace("the validation split", "the out-of-fold predictions")
+             .replace("validation", "out-of-fold") for name, rule in THRESHOLD_RULES.items()}
     max_missed = None
     if misses_as is not None:
         max_missed, rule = misses_of(misses_as)

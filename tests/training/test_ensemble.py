@@ -184,6 +184,7 @@ def test_the_ensemble_tool_assembles_a_card_the_app_serves(trained, tmp_path, ca
     ("one member", "two or more"),
     ("no out-of-fold predictions", "no predictions.csv"),
     ("no training log", "no tiny2.training-log.csv"),
+    ("uncalibrated member", "not calibrated"),
 ])
 def test_the_ensemble_tool_refuses_what_it_cannot_assemble_and_writes_nothing(
         trained, tmp_path, capsys, problem, message):
@@ -197,6 +198,9 @@ def test_the_ensemble_tool_refuses_what_it_cannot_assemble_and_writes_nothing(
         (tmp_path / "oof" / "predictions.csv").unlink()
     if problem == "no training log":
         (tmp_path / "tiny2.training-log.csv").unlink()
+    if problem == "uncalibrated member":
+        card = json.loads((tmp_path / "tiny2.json").read_text())
+        (tmp_path / "tiny2.json").write_text(json.dumps({key: value for key, value in card.items() if key != "gate"}))
     assert ensemble.main(args) == 2
     assert message in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
