@@ -34,8 +34,8 @@ from dermalens import gate
 from dermalens.inference import ModelLoadError, ensemble_sha256, read_model_card
 from dermalens.training import data, metrics
 from dermalens.training.average import read_predictions
-from dermalens.training.calibrate import (THRESHOLD_RULES, coverage_table, fit_risk, misses_of,
-                                          risk_section)
+from dermalens.training.calibrate import (THRESHOLD_RULES, choose_min_confidence, coverage_table,
+                                          misses_of, risk_section)
 from dermalens.training.evaluate import evaluate, summarise
 
 # What every member must share for one input to serve them all.
@@ -103,7 +103,7 @@ def fit_thresholds(out_of_fold: Path, misses_as: Path | None) -> tuple[dict, dic
     pool = read_predictions(out_of_fold)
     labels, probabilities, declined = pool["labels"], pool["probabilities"], pool["indeterminate"]
     overall = metrics.balanced_accuracy(metrics.confusion_matrix(labels, probabilities.argmax(axis=1)))
-    min_confidence = fit_risk(labels, probabilities, declined, overall)[1]["thresholds"]["min_confidence"]
+    min_confidence = choose_min_confidence(coverage_table(labels, probabilities, declined), overall)
     rules = {name: rule.replace("the validation split", "the out-of-fold predictions")
              .replace("validation", "out-of-fold") for name, rule in THRESHOLD_RULES.items()}
     max_missed = None
