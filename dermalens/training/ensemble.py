@@ -19,13 +19,16 @@ pools (every HAM10000 image predicted by an ensemble that never saw its lesion),
 fold. With --misses-as, the monitor threshold misses no larger share of malignant lesions and
 of melanomas there than the reference card does on its own split (`calibrate --misses-as`).
 Last, the assembled card is loaded as the app loads it and run over the members' validation
-split: those figures, under the fitted thresholds, are its `validation`.
+split: those figures, under the fitted thresholds, are its `validation`. Everything is staged
+and validated first, so a failure leaves --out as it was.
 """
 
 import argparse
 import json
+import os
 import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -149,9 +152,26 @@ def assemble(args) -> dict:
     if not rows:
         raise ValueError(f"{args.data}: none of the members' validation images")
     args.out.mkdir(parents=True, exist_ok=True)
+    # Everything is written and validated in a staging folder first, and moved into --out only
+    # when the card is complete: a failure never leaves a half-replaced model in --out.
+    staging = Path(tempfile.mkdtemp(prefix=f".{args.name}-", dir=args.out))
+    try:
+        card = write_card(args, cards, staging, thresholds, rules, pooled)
+        card["validation"], card["coverage"] = validate(staging / f"{args.name}.json", args.data / "images", rows)
+        (staging / f"{args.name}.json").write_text(json.dumps(card, indent=2) + "\n")
+        # The card last: until it moves, the app's card names the files it has always named.
+        for path in sorted(staging.iterdir(), key=lambda path: path.suffix == ".json"):
+            os.replace(path, args.out / path.name)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return card
+
+
+def write_card(args, cards: list[dict], folder: Path, thresholds: dict, rules: dict, pooled: dict) -> dict:
+    """The ensemble's files and card (without its validation figures) written to `folder`."""
     first = cards[0]
-    members = [member_entry(card, args.out, args.name, number) for number, card in enumerate(cards, start=1)]
-    shutil.copyfile(first["path"].with_name(f"{first['name']}.split.csv"), args.out / f"{args.name}.split.csv")
+    members = [member_entry(card, folder, args.name, number) for number, card in enumerate(cards, start=1)]
+    shutil.copyfile(first["path"].with_name(f"{first['name']}.split.csv"), folder / f"{args.name}.split.csv")
     architectures = sorted({member["architecture"] for member in members})
     card = {
         "name": args.name,
@@ -171,10 +191,7 @@ def assemble(args) -> dict:
              f"--version {args.version}", f"--out {args.out}", f"--out-of-fold {args.out_of_fold}",
              *([f"--misses-as {args.misses_as}"] if args.misses_as else [])]),
     }
-    card_path = args.out / f"{args.name}.json"
-    card_path.write_text(json.dumps(card, indent=2) + "\n")
-    card["validation"], card["coverage"] = validate(card_path, args.data / "images", rows)
-    card_path.write_text(json.dumps(card, indent=2) + "\n")
+    (folder / f"{args.name}.json").write_text(json.dumps(card, indent=2) + "\n")
     return card
 
 

@@ -206,6 +206,22 @@ def test_the_ensemble_tool_refuses_what_it_cannot_assemble_and_writes_nothing(
     assert not (tmp_path / "out").exists()
 
 
+def test_a_failure_while_validating_leaves_the_output_folder_as_it_was(trained, tmp_path, monkeypatch):
+    from dermalens.training import ensemble
+
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "pair.json").write_text("the model in service")
+
+    def fail(*args):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(ensemble, "validate", fail)
+    assert ensemble.main(ensemble_args(trained, tmp_path, second_member(trained, tmp_path))) == 2
+    assert [path.name for path in out.iterdir()] == ["pair.json"]
+    assert (out / "pair.json").read_text() == "the model in service"
+
+
 def test_calibrate_refuses_an_ensemble_card(trained, tmp_path):
     from dermalens.training import calibrate
 
