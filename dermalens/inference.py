@@ -116,7 +116,8 @@ def ensemble_sha256(member_digests: list[str]) -> str:
     return hashlib.sha256("\n".join(member_digests).encode("ascii")).hexdigest()
 
 
-def read_model_card(card_path: str | Path) -> tuple[ModelInfo, list[MemberSpec]]:
+def read_model_card(card_path: str | Path, preprocessing_version: int = preprocessing.VERSION
+                    ) -> tuple[ModelInfo, list[MemberSpec]]:
     """Read the model card and check the weights it describes.
 
     A card without `members` describes one network, its weights `NAME.keras` beside the card;
@@ -126,7 +127,8 @@ def read_model_card(card_path: str | Path) -> tuple[ModelInfo, list[MemberSpec]]
     :return: (model info, the networks in member order, weights verified)
     :raise ModelLoadError: card or weights missing, card unreadable, a weights file's SHA-256
         differs from the card (a tampered or half-copied file is never loaded), or the card's
-        preprocessing version is not this code's (the network would see unfamiliar inputs).
+        preprocessing version is not `preprocessing_version` (this code's, unless a training tool
+        reads older cards on purpose: the network would see unfamiliar inputs).
     """
     card_path = Path(card_path)
     if not card_path.is_file():
@@ -147,10 +149,10 @@ def read_model_card(card_path: str | Path) -> tuple[ModelInfo, list[MemberSpec]]
         raise ModelLoadError(f"Model card {card_path} lists no member networks.")
     if list(card.get("classes", [])) != list(CLASSES):
         raise ModelLoadError(f"Model card {card_path} has a different class order than {CLASSES}.")
-    if card.get("preprocessing_version") != preprocessing.VERSION:
-        raise ModelLoadError(f"Model card {card_path} was trained with preprocessing version "
+    if card.get("preprocessing_version") != preprocessing_version:
+        raise ModelLoadError(f"Model card {card_path} was fitted with preprocessing version "
                              f"{card.get('preprocessing_version')!r}, but this version of DermaLens "
-                             f"applies version {preprocessing.VERSION}. Retrain, or run the "
+                             f"applies version {preprocessing_version}. Retrain, or run the "
                              "DermaLens version the model was trained with.")
     if "members" in card and info.sha256 != ensemble_sha256([member.sha256 for member in members]):
         raise ModelLoadError(f"Model card {card_path}: its sha256 is not the digest of its members' "

@@ -3,7 +3,7 @@
     python -m dermalens.training.ensemble --data ../shared/data/ham10000 \
         --member models/candidates/A.json --member models/candidates/B.json \
         --name NAME --version VERSION --out models/ \
-        --out-of-fold DIR [--misses-as REFERENCE_CARD]
+        --out-of-fold DIR [--misses-as REFERENCE_CARD] [--carry-over-preprocessing VERSION]
 
 Each member is a model card written by `train` and `calibrate`: its weights, temperature and
 gate stay its own, fitted on its own validation split. All members must validate on the same
@@ -18,6 +18,11 @@ the `predictions.csv` of `dermalens.training.average` over the members' recipes'
 pools (every HAM10000 image predicted by an ensemble that never saw its lesion), not on one
 fold. With --misses-as, the monitor threshold misses no larger share of malignant lesions and
 of melanomas there than the reference card does on its own split (`calibrate --misses-as`).
+With --carry-over-preprocessing V, the members may have been trained and calibrated under an
+earlier preprocessing version V: the ensemble is served, and validated here, under this code's
+version, and its card says so (`trained_with_preprocessing_version`). Use it only for a change
+measured not to hurt the members (docs/model-history.md says which); without it, members of
+another version are refused, as the app refuses them.
 Last, the assembled card is loaded as the app loads it and run over the members' validation
 split: those figures, under the fitted thresholds, are its `validation`. Everything is staged
 and validated first, so a failure leaves --out as it was.
@@ -33,7 +38,7 @@ from pathlib import Path
 
 import numpy as np
 
-from dermalens import gate
+from dermalens import gate, preprocessing
 from dermalens.inference import ModelLoadError, ensemble_sha256, read_model_card
 from dermalens.training import data, metrics
 from dermalens.training.average import read_predictions
@@ -57,11 +62,17 @@ def parse_args(argv=None):
                         help="a dermalens.training.average output over the members' out-of-fold pools")
     parser.add_argument("--misses-as", type=Path, metavar="REFERENCE_CARD",
                         help="fit the monitor threshold to miss no larger shares than this card")
-    return parser.parse_args(argv)
+    parser.add_argument("--carry-over-preprocessing", type=int, metavar="VERSION", dest="carried_from",
+                        help="accept members of this earlier preprocessing version, served under this code's")
+    args = parser.parse_args(argv)
+    if args.carried_from is not None and not 0 < args.carried_from < preprocessing.VERSION:
+        parser.error(f"--carry-over-preprocessing must be an earlier version than {preprocessing.VERSION}")
+    return args
 
 
-def read_members(paths: list[Path]) -> list[dict]:
-    """The members' cards, each verified as the app verifies a card (weights' SHA-256 included).
+def read_members(paths: list[Path], preprocessing_version: int = preprocessing.VERSION) -> list[dict]:
+    """The members' cards, each verified as the app verifies a card (weights' SHA-256 included),
+    of `preprocessing_version`.
 
     :raise ValueError: fewer than two, a member that is itself an ensemble, cannot be served, is
         not calibrated or has no training log beside it, or members that differ in what they
@@ -72,7 +83,7 @@ def read_members(paths: list[Path]) -> list[dict]:
     cards = []
     for path in paths:
         try:
-            card = dict(read_model_card(path)[0].card)
+            card = dict(read_model_card(path, preprocessing_version)[0].card)
         except ModelLoadError as error:
             raise ValueError(str(error)) from error
         if "members" in card:
@@ -146,7 +157,7 @@ def member_entry(card: dict, out: Path, name: str, number: int) -> dict:
 
 def assemble(args) -> dict:
     """Write the ensemble's files and card to args.out; return the card."""
-    cards = read_members(args.members)
+    cards = read_members(args.members, args.carried_from or preprocessing.VERSION)
     thresholds, rules, pooled = fit_thresholds(args.out_of_fold, args.misses_as)
     rows = [row for row in data.read_ham10000(args.data) if cards[0]["split"].get(row["image_id"]) == "val"]
     if not rows:
@@ -178,6 +189,9 @@ def write_card(args, cards: list[dict], folder: Path, thresholds: dict, rules: d
         "version": args.version,
         "architecture": f"ensemble of {len(members)} networks, each " + "; ".join(architectures),
         **{key: first[key] for key in SHARED_KEYS},
+        **({"preprocessing_version": preprocessing.VERSION,
+            "preprocessing": preprocessing.describe(first["input_size"]),
+            "trained_with_preprocessing_version": args.carried_from} if args.carried_from else {}),
         "training": shared_training(cards),
         "sha256": ensemble_sha256([member["sha256"] for member in members]),
         "members": members,
@@ -189,7 +203,8 @@ def write_card(args, cards: list[dict], folder: Path, thresholds: dict, rules: d
         "calibration_command": "python -m dermalens.training.ensemble " + " ".join(
             [f"--data {args.data}", *(f"--member {path}" for path in args.members), f"--name {args.name}",
              f"--version {args.version}", f"--out {args.out}", f"--out-of-fold {args.out_of_fold}",
-             *([f"--misses-as {args.misses_as}"] if args.misses_as else [])]),
+             *([f"--misses-as {args.misses_as}"] if args.misses_as else []),
+             *([f"--carry-over-preprocessing {args.carried_from}"] if args.carried_from else [])]),
     }
     (folder / f"{args.name}.json").write_text(json.dumps(card, indent=2) + "\n")
     return card

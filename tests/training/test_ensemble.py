@@ -109,21 +109,23 @@ def test_an_ensemble_with_any_member_not_as_released_is_refused(trained, tmp_pat
         KerasClassifier(tmp_path / "duo.json")
 
 
-def second_member(trained, folder, split_rows=None) -> str:
-    """The tiny network copied to folder as a second calibrated card, "tiny2", with another
-    temperature and, if split_rows, another split; returns the card's path."""
+def second_member(trained, folder, split_rows=None, name="tiny2", **changes) -> str:
+    """The tiny network copied to folder as a second calibrated card, `name`, with another
+    temperature, the card's other `changes` and, if split_rows, another split; returns the
+    card's path."""
     card = json.loads((trained / "models" / "tiny.json").read_text())
-    shutil.copy(trained / "models" / "tiny.keras", folder / "tiny2.keras")
-    shutil.copy(trained / "models" / card["gate"]["file"], folder / "tiny2.gate.npz")
-    shutil.copy(trained / "models" / "tiny.training-log.csv", folder / "tiny2.training-log.csv")
-    split = folder / "tiny2.split.csv"
+    shutil.copy(trained / "models" / "tiny.keras", folder / f"{name}.keras")
+    shutil.copy(trained / "models" / card["gate"]["file"], folder / f"{name}.gate.npz")
+    shutil.copy(trained / "models" / "tiny.training-log.csv", folder / f"{name}.training-log.csv")
+    split = folder / f"{name}.split.csv"
     shutil.copy(trained / "models" / "tiny.split.csv", split)
     if split_rows is not None:
         with open(split, "w", newline="") as handle:
             csv.writer(handle).writerows([["image_id", "split"], *split_rows])
-    (folder / "tiny2.json").write_text(json.dumps({**card, "name": "tiny2", "temperature": 2.0,
-                                                   "gate": {**card["gate"], "file": "tiny2.gate.npz"}}))
-    return str(folder / "tiny2.json")
+    (folder / f"{name}.json").write_text(json.dumps({**card, "name": name, "temperature": 2.0,
+                                                     "gate": {**card["gate"], "file": f"{name}.gate.npz"},
+                                                     **changes}))
+    return str(folder / f"{name}.json")
 
 
 def out_of_fold_predictions(folder) -> str:
@@ -204,6 +206,39 @@ def test_the_ensemble_tool_refuses_what_it_cannot_assemble_and_writes_nothing(
     assert ensemble.main(args) == 2
     assert message in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+
+
+def test_members_of_an_earlier_preprocessing_version_are_carried_over_only_when_asked(trained, tmp_path, capsys):
+    """Refused as the app refuses them; with --carry-over-preprocessing the ensemble is served and
+    validated under this code's preprocessing, and its card says the networks were not."""
+    from dermalens.inference import KerasClassifier
+    from dermalens.training import ensemble, model_card
+
+    earlier = preprocessing.VERSION - 1
+    members = [second_member(trained, tmp_path, name=name, preprocessing_version=earlier) for name in ("old1", "old2")]
+    args = ensemble_args(trained, tmp_path, members[1])
+    args[3] = members[0]
+    assert ensemble.main(args) == 2
+    assert f"preprocessing version {earlier}" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+    assert ensemble.main([*args, "--carry-over-preprocessing", str(earlier)]) == 0
+    card = json.loads((tmp_path / "out" / "pair.json").read_text())
+    assert card["preprocessing_version"] == preprocessing.VERSION
+    assert card["trained_with_preprocessing_version"] == earlier
+    assert card["preprocessing"] == preprocessing.describe(card["input_size"])
+    assert card["calibration_command"].endswith(f"--carry-over-preprocessing {earlier}")
+    assert KerasClassifier(tmp_path / "out" / "pair.json").info.version == "9.9.9"
+    assert f"trained and calibrated under preprocessing version {earlier}" in model_card.render(card)
+
+
+def test_carrying_over_asks_for_an_earlier_version(trained, tmp_path, capsys):
+    from dermalens.training import ensemble
+
+    args = ensemble_args(trained, tmp_path, second_member(trained, tmp_path))
+    with pytest.raises(SystemExit):
+        ensemble.main([*args, "--carry-over-preprocessing", str(preprocessing.VERSION)])
+    assert "earlier version" in capsys.readouterr().err
 
 
 def test_a_failure_while_validating_leaves_the_output_folder_as_it_was(trained, tmp_path, monkeypatch):
