@@ -79,11 +79,13 @@ teacher-views: $(VENV)/.installed
 # run trained all 32 epochs on an earlier development machine; on a 2-core machine without
 # bfloat16 arithmetic (AVX2 only) an epoch took 5-7 minutes, about 3 hours a network and 30 hours
 # in all, and the budget would cut the epochs short: run it on a bigger machine or a GPU (the same
-# commands run there).
+# commands run there). It trains under this code's preprocessing (version 4, a round field of view
+# filled in), so its networks need no --carry-over-preprocessing; 1.3.1's were trained under
+# version 3 and are served under 4 (docs/model-history.md).
 FOLD_TRAIN = $(BIN)/python -m dermalens.train --data $(DATA) --folds models/dermalens-folds.csv \
 	--teacher-views models/teacher/sklesion-views-4.npz --teacher-prior natural --input-size 160 \
 	--epochs 32 --learning-rate 2e-3 --balanced-sampling 0.5 --ema-momentum 0.997 --mixed-precision \
-	--ship last --version 1.3.0 --resume
+	--ship last --version 1.3.1 --resume
 RECIPES := fm-scratch:0.8:95 fm-scratch-tw1:1.0:80
 
 train: $(VENV)/.installed
@@ -103,7 +105,7 @@ train: $(VENV)/.installed
 	PYTHONPATH=. $(BIN)/python -m dermalens.training.ensemble --data $(DATA) \
 		--member .training/candidates/fm-scratch-fold0/dermalens-fm-scratch-fold0.json \
 		--member .training/candidates/fm-scratch-tw1-fold0/dermalens-fm-scratch-tw1-fold0.json \
-		--name dermalens-resnet18s-v1 --version 1.3.0 --out models/ \
+		--name dermalens-resnet18s-v1 --version 1.3.1 --out models/ \
 		--out-of-fold .training/eval/fm-pair-oof5 --misses-as models/retired/1.2.3/dermalens-resnet18s-v1.json
 
 evaluate: $(VENV)/.installed

@@ -4,8 +4,8 @@ Contract: an image reaches the network in three named stages, each computed once
 
 1. `decode_image`: untrusted bytes -> the decoded image, 8-bit RGB (what the app stores);
 2. `prepare`: the decoded image -> a `PreparedImage`: made like the training copies
-   (`match_training_copies`) and with the square the network analyses found in it
-   (`analysed_square`). The classifier, the image gate and the heatmap overlay all take this one
+   (`match_training_copies`), the outside of a round field of view filled in
+   (`fill_outside_field`), and with the square the network analyses (`analysed_square`). The classifier, the image gate and the heatmap overlay all take this one
    object, so none of them matches the image or searches for its field of view again;
 3. `network_input`: the prepared image -> a `NetworkInput`: the analysed square at the network's
    size, brought into the training colour range, with the gains that did it and the float tensor.
@@ -36,7 +36,7 @@ from dermalens.lesions import BODY_SITES, MAX_AGE, SEXES
 
 # Bump whenever a change here alters a network input (pixels or metadata): cards of the old
 # version are then refused until the network is retrained and re-calibrated.
-VERSION = 3
+VERSION = 4
 
 # Formats we accept, judged by content. Anything else (GIF, TIFF, WebP, SVG...) is refused.
 ACCEPTED_FORMATS = ("JPEG", "PNG")
@@ -211,70 +211,74 @@ def _shrink_to(rgb: np.ndarray, max_side: int) -> np.ndarray:
 
 
 # Many dermoscopes have a round field of view that leaves the image's corners (or a circle
-# around the lesion) black. Measured on the validation images under such a mask, analysing the
-# plain centre square cost v1.1.0 everything (balanced accuracy 0.36, every image declined), so
-# the analysed square is taken inside the lit field instead. Pixels at or below this luminance
-# that touch the image's edge count as outside the field...
+# around the lesion) black. The network never learnt black corners (analysing them as they are
+# declined every image), and cropping inside the lit circle magnifies the lesion and cuts off
+# its border, which cost another device's lesions most (docs/model-history.md). So the outside
+# of the field is filled in from the field's own rim and the square is analysed whole. Pixels at
+# or below this luminance that touch the image's edge count as outside the field...
 FIELD_DARK_LEVEL = 32
 # ...once at least this many of the four corners are mostly dark (a dark lesion touching one
 # edge is not a field of view)...
 FIELD_MIN_DARK_CORNERS = 2
-# ...and the analysed square may hold at most this share of outside pixels.
-FIELD_MAX_OUTSIDE = 0.001
-# The field is found on a copy with this shorter side (the training copies' scale), so every
-# resolution of the same picture gives the same square in relative terms.
-FIELD_DETECTION_SIDE = TRAINING_SHORT_SIDE
+# ...and at least this share of the image is lit (otherwise the image is simply too dark, which
+# the gate says).
+FIELD_MIN_LIT = 0.2
+# The field's rim fades into the dark outside over a few pixels; they are filled in as well.
+FIELD_RIM_PIXELS = 2
+# The fill is painted at half the image's resolution (it carries no lesion detail, and a quarter
+# of the pixels paint in a fraction of the time), drawing each pixel from this radius around it
+# there (OpenCV's Telea inpainting).
+FIELD_FILL_RADIUS = 3
 
 
-def analysed_square(rgb: np.ndarray) -> tuple[int, int, int]:
-    """(top, left, side) of the square the network analyses, in `rgb`'s pixels.
-
-    The largest centred square of the image (lesions are centred by convention), unless a round
-    field of view leaves at least FIELD_MIN_DARK_CORNERS corners black: then the largest square
-    centred on the lit field that holds at most FIELD_MAX_OUTSIDE of dark edge-connected pixels.
-    A dark lesion inside the field is never mistaken for the outside (it does not touch the edge).
-    """
-    height, width = rgb.shape[:2]
-    side = min(height, width)
-    centred = ((height - side) // 2, (width - side) // 2, side)
-    scale = min(1.0, FIELD_DETECTION_SIDE / side)
-    small = cv2.resize(rgb, (max(1, round(width * scale)), max(1, round(height * scale))),
-                       interpolation=cv2.INTER_AREA) if scale < 1 else rgb
-    dark = (cv2.cvtColor(small, cv2.COLOR_RGB2GRAY) <= FIELD_DARK_LEVEL).astype(np.uint8)
+def outside_of_field(rgb: np.ndarray) -> np.ndarray | None:
+    """The pixels outside a round field of view, as a bool mask of `rgb`'s shape (H, W), or None
+    if the image has no such field (fewer than FIELD_MIN_DARK_CORNERS dark corners, or next to
+    nothing lit). A dark lesion inside the field is never taken for the outside: only dark pixels
+    connected to the image's edge count. `prepare` calls it on the matched copy, so the field is
+    found at the training copies' scale whatever the upload's resolution."""
+    dark = (cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY) <= FIELD_DARK_LEVEL).astype(np.uint8)
     rows, cols = dark.shape
     k = max(2, round(0.05 * min(rows, cols)))
     corners = [dark[:k, :k], dark[:k, -k:], dark[-k:, :k], dark[-k:, -k:]]
     if sum(corner.mean() > 0.5 for corner in corners) < FIELD_MIN_DARK_CORNERS:
-        return centred
-
+        return None
     _, labels = cv2.connectedComponents(dark, connectivity=8)
     edge_labels = np.unique(np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]]))
     outside = np.isin(labels, edge_labels[edge_labels > 0])
+    if np.count_nonzero(~outside) < FIELD_MIN_LIT * outside.size:
+        return None
+    rim = 2 * FIELD_RIM_PIXELS + 1
+    return cv2.dilate(outside.astype(np.uint8), np.ones((rim, rim), np.uint8)).astype(bool)
+
+
+def fill_outside_field(rgb: np.ndarray, outside: np.ndarray) -> np.ndarray:
+    """`rgb` with the `outside` pixels painted in from the lit field around them (a new array;
+    the lit pixels are kept exactly)."""
+    height, width = outside.shape
+    half = (max(1, width // 2), max(1, height // 2))
+    # Any half-size pixel that touches the outside is painted, so no dark pixel is painted from.
+    unknown = cv2.resize(outside.astype(np.uint8) * 255, half, interpolation=cv2.INTER_AREA) > 0
+    painted = cv2.inpaint(cv2.resize(rgb, half, interpolation=cv2.INTER_AREA), unknown.astype(np.uint8) * 255,
+                          FIELD_FILL_RADIUS, cv2.INPAINT_TELEA)
+    filled = rgb.copy()
+    filled[outside] = cv2.resize(painted, (width, height), interpolation=cv2.INTER_LINEAR)[outside]
+    return filled
+
+
+def analysed_square(shape: tuple[int, ...], outside: np.ndarray | None = None) -> tuple[int, int, int]:
+    """(top, left, side) of the square the network analyses in an image of `shape` (H, W, ...):
+    a square of the shorter side, centred (lesions are centred by convention), or, given the
+    `outside_of_field` mask, centred on the lit field as far as the image allows."""
+    height, width = shape[:2]
+    side = min(height, width)
+    if outside is None:
+        return (height - side) // 2, (width - side) // 2, side
     lit_rows, lit_cols = np.nonzero(~outside)
-    if lit_rows.size < 0.2 * outside.size:  # (next to nothing lit: the gate's "too dark" case)
-        return centred
     centre_row = (lit_rows.min() + lit_rows.max() + 1) / 2
     centre_col = (lit_cols.min() + lit_cols.max() + 1) / 2
-    counts = cv2.integral(outside.astype(np.uint8))
-
-    def fits(length: int) -> tuple[int, int] | None:
-        top, left = round(centre_row - length / 2), round(centre_col - length / 2)
-        if top < 0 or left < 0 or top + length > rows or left + length > cols:
-            return None
-        inside = (counts[top + length, left + length] - counts[top, left + length]
-                  - counts[top + length, left] + counts[top, left])
-        return (top, left) if inside <= FIELD_MAX_OUTSIDE * length * length else None
-
-    low, high = 0, min(rows, cols)  # binary search for the longest side that fits
-    while low < high:
-        middle = (low + high + 1) // 2
-        low, high = (middle, high) if fits(middle) else (low, middle - 1)
-    if low < 0.3 * min(rows, cols):
-        return centred
-    top, left = fits(low)
-    side = min(round(low / scale), height, width)
-    top = min(max(0, round(top / scale)), height - side)
-    left = min(max(0, round(left / scale)), width - side)
+    top = min(max(0, round(centre_row - side / 2)), height - side)
+    left = min(max(0, round(centre_col - side / 2)), width - side)
     return top, left, side
 
 
@@ -301,8 +305,8 @@ def match_training_copies(rgb: np.ndarray) -> np.ndarray:
 
 @dataclass(frozen=True)
 class PreparedImage:
-    """Stage 2 of the pipeline: a decoded image made like the training copies, and the square
-    of it that the network analyses.
+    """Stage 2 of the pipeline: a decoded image made like the training copies (with the outside
+    of a round field of view filled in), and the square of it that the network analyses.
 
     `pixels` is (H, W, 3) uint8; `square` is (top, left, side) in `pixels`' coordinates.
     """
@@ -333,9 +337,13 @@ class PreparedImage:
 
 
 def prepare(rgb: np.ndarray) -> PreparedImage:
-    """Stage 2: the decoded image matched to the training copies, with its analysed square."""
+    """Stage 2: the decoded image matched to the training copies, the outside of a round field
+    of view filled in, with its analysed square."""
     matched = match_training_copies(rgb)
-    return PreparedImage(matched, analysed_square(matched))
+    outside = outside_of_field(matched)
+    if outside is None:
+        return PreparedImage(matched, analysed_square(matched.shape))
+    return PreparedImage(fill_outside_field(matched, outside), analysed_square(matched.shape, outside))
 
 
 def _resized(square: np.ndarray, size: int) -> np.ndarray:
@@ -448,9 +456,10 @@ def describe(size: int) -> str:
     """
     return (f"decode (Pillow, EXIF-transposed, RGB, longer side <= {DISPLAY_MAX_SIDE}) -> if the "
             f"shorter side exceeds {TRAINING_SHORT_SIDE}: area downscale to it and one JPEG round trip at quality "
-            f"{TRAINING_JPEG_QUALITY} (as the training copies were made) -> centre square, or with >= "
-            f"{FIELD_MIN_DARK_CORNERS} dark corners (luminance <= {FIELD_DARK_LEVEL}) the largest square "
-            f"inside the lit round field of view -> resize "
+            f"{TRAINING_JPEG_QUALITY} (as the training copies were made) -> with >= "
+            f"{FIELD_MIN_DARK_CORNERS} dark corners (luminance <= {FIELD_DARK_LEVEL}, edge-connected), "
+            f"the outside of the round field of view and a {FIELD_RIM_PIXELS}-pixel rim inpainted (Telea, "
+            f"radius {FIELD_FILL_RADIUS} at half resolution) -> the square of the shorter side, centred on the field -> resize "
             f"to {size}x{size} -> if the square's shades-of-grey illuminant (p={ILLUMINANT_P}) lies beyond "
             f"{COLOUR_RANGE} standard deviations of the training copies' (chromaticity mean "
             f"{TRAINING_ILLUMINANT_MEAN[:2]}, precision {TRAINING_CHROMA_PRECISION}; log brightness "

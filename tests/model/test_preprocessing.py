@@ -206,44 +206,72 @@ def in_round_field(rgb, centre, radius):
 
 
 @pytest.mark.parametrize("shape", [(150, 200), (450, 600), (600, 450), (333, 333)])
-def test_without_a_dark_field_edge_the_centre_square_is_analysed(shape):
+def test_without_a_dark_field_edge_the_centre_square_is_analysed_as_it_is(shape):
     height, width = shape
-    side = min(shape)
-    assert preprocessing.analysed_square(lesion_array(width, height)) == (
-        (height - side) // 2, (width - side) // 2, side)
+    rgb = lesion_array(width, height)
+    prepared = preprocessing.prepare(rgb)
+    matched = preprocessing.match_training_copies(rgb)
+    assert preprocessing.outside_of_field(matched) is None
+    np.testing.assert_array_equal(prepared.pixels, matched)
+    rows, cols = matched.shape[:2]
+    side = min(rows, cols)
+    assert prepared.square == ((rows - side) // 2, (cols - side) // 2, side)
 
 
-@pytest.mark.parametrize("centre, radius", [((300, 225), 225), ((300, 225), 270), ((260, 240), 200)])
-def test_in_a_round_field_of_view_the_square_lies_inside_the_lit_circle(centre, radius):
+@pytest.mark.parametrize("centre, radius", [((300, 225), 200), ((300, 225), 270), ((260, 240), 200)])
+def test_the_outside_of_a_round_field_of_view_is_filled_in_and_the_lit_field_kept(centre, radius):
     rgb = in_round_field(lesion_array(600, 450), centre, radius)
-    top, left, side = preprocessing.analysed_square(rgb)
-    corners = np.array([(left, top), (left + side, top), (left, top + side), (left + side, top + side)])
-    distances = np.hypot(*(corners - np.array(centre)).T)
-    inscribed = min(radius * 2 ** 0.5, 450)
-    assert distances.max() <= radius * 1.03  # corners at the rim at most
-    assert side >= 0.95 * min(inscribed, 450)  # and not needlessly small
-    assert abs(left + side / 2 - centre[0]) <= 3 and abs(top + side / 2 - centre[1]) <= 3 + max(0, radius - 225)
+    matched = preprocessing.match_training_copies(rgb)
+    outside = preprocessing.outside_of_field(matched)
+    dark = matched.max(axis=2) <= preprocessing.FIELD_DARK_LEVEL
+    assert outside is not None and outside[dark].all()
+    assert not outside[75, 100]  # the dark lesion in the middle is inside the field
+
+    prepared = preprocessing.prepare(rgb)
+    assert (prepared.region.max(axis=2) <= preprocessing.FIELD_DARK_LEVEL).mean() < 0.01
+    np.testing.assert_array_equal(prepared.pixels[~outside], matched[~outside])
+
+
+@pytest.mark.parametrize("centre, radius", [((300, 225), 200), ((300, 225), 270), ((260, 240), 200)])
+def test_a_round_field_does_not_magnify_the_lesion(centre, radius):
+    """The analysed square is the shorter side, centred on the field (not a square cropped inside
+    the circle, which would enlarge the lesion and cut off its border)."""
+    prepared = preprocessing.prepare(in_round_field(lesion_array(600, 450), centre, radius))
+    top, left, side = prepared.square
+    scale = prepared.pixels.shape[0] / 450
+    assert side == prepared.pixels.shape[0] == preprocessing.prepare(lesion_array(600, 450)).square[2]
+    assert abs(left + side / 2 - centre[0] * scale) <= 2
+    assert top == 0
 
 
 def test_dark_lesions_are_not_taken_for_the_field_edge():
-    """A very dark lesion in the middle, or touching one edge, leaves the centre square."""
+    """A very dark lesion in the middle, or touching one edge, is analysed as it is."""
     middle = lesion_array(600, 450, colour=(5, 5, 5))
-    assert preprocessing.analysed_square(middle) == (0, 75, 450)
     at_edge = lesion_array(600, 450)
     at_edge[150:300, :120] = 3
-    assert preprocessing.analysed_square(at_edge) == (0, 75, 450)
+    for rgb in (middle, at_edge):
+        matched = preprocessing.match_training_copies(rgb)
+        assert preprocessing.outside_of_field(matched) is None
+        np.testing.assert_array_equal(preprocessing.prepare(rgb).pixels, matched)
+
+
+def test_an_image_with_next_to_nothing_lit_is_left_for_the_gate_to_call_too_dark():
+    rgb = in_round_field(lesion_array(600, 450), (300, 225), 80)
+    matched = preprocessing.match_training_copies(rgb)
+    assert preprocessing.outside_of_field(matched) is None
+    np.testing.assert_array_equal(preprocessing.prepare(rgb).pixels, matched)
 
 
 def test_the_field_square_is_the_same_at_every_resolution():
     """Found on the training copies' scale, so the square found on the matched copy, carried over
-    to the stored display copy (as the heatmap overlay does), is where a search there would land."""
-    large = in_round_field(lesion_array(1200, 900), (600, 450), 450)
-    prepared = preprocessing.prepare(large)
-    top, left, side = preprocessing.analysed_square(large)
-    carried_top, carried_left, carried_side = prepared.square_on(large.shape)
-    scale = large.shape[0] / prepared.pixels.shape[0]
-    assert abs(side - carried_side) <= 2 * scale
-    assert abs(top - carried_top) <= 2 * scale and abs(left - carried_left) <= 2 * scale
+    to the stored display copy (as the heatmap overlay does), lies where it does in the matched copy."""
+    for shape in ((900, 1200), (450, 600)):
+        rgb = in_round_field(lesion_array(shape[1], shape[0]), (shape[1] * 9 // 20, shape[0] // 2), shape[0] // 2)
+        prepared = preprocessing.prepare(rgb)
+        top, left, side = prepared.square_on(rgb.shape)
+        scale = rgb.shape[0] / prepared.pixels.shape[0]
+        assert side == shape[0] and top == 0
+        assert abs(left + side / 2 - shape[1] * 9 / 20) <= 2 * scale
 
 
 @pytest.mark.parametrize("shape", [(150, 200), (768, 1024), (1024, 683), (500, 500)])
@@ -255,17 +283,16 @@ def test_the_analysed_square_carried_to_another_resolution_stays_inside_it(shape
     assert prepared.square_on(prepared.pixels.shape) == prepared.square
 
 
-def test_the_network_sees_the_field_square_and_the_overlay_dims_the_rest():
+def test_the_network_sees_the_filled_field_and_the_overlay_dims_the_rest():
     from dermalens.explanation import OUTSIDE_DIMMING, overlay_heatmap
 
-    rgb = in_round_field(lesion_array(600, 450), (300, 225), 225)
+    rgb = in_round_field(lesion_array(600, 450), (300, 225), 200)
     prepared = preprocessing.prepare(rgb)
-    matched = preprocessing.match_training_copies(rgb)
-    top, left, side = preprocessing.analysed_square(matched)
-    assert prepared.square == (top, left, side) and side < 160  # (so it is enlarged, linearly)
-    expected = cv2.resize(matched[top:top + side, left:left + side], (160, 160), interpolation=cv2.INTER_LINEAR)
+    top, left, side = prepared.square
+    expected = cv2.resize(prepared.pixels[top:top + side, left:left + side], (160, 160),
+                          interpolation=cv2.INTER_LINEAR)
     np.testing.assert_array_equal(prepared.resized_region(160), expected)
-    assert (prepared.resized_region(160).mean(axis=2) <= preprocessing.FIELD_DARK_LEVEL).mean() < 0.01
+    assert (prepared.resized_region(160).max(axis=2) <= preprocessing.FIELD_DARK_LEVEL).mean() < 0.01
 
     top, left, side = prepared.square_on(rgb.shape)
     overlay = overlay_heatmap(rgb, np.zeros((5, 5)), (top, left, side))
