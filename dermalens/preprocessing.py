@@ -5,8 +5,9 @@ Contract: an image reaches the network in three named stages, each computed once
 1. `decode_image`: untrusted bytes -> the decoded image, 8-bit RGB (what the app stores);
 2. `prepare`: the decoded image -> a `PreparedImage`: made like the training copies
    (`match_training_copies`), the outside of a round field of view filled in
-   (`fill_outside_field`), and with the square the network analyses (`analysed_square`). The classifier, the image gate and the heatmap overlay all take this one
-   object, so none of them matches the image or searches for its field of view again;
+   (`fill_outside_field`), and with the square the network analyses (`analysed_square`). The
+   classifier, the image gate and the heatmap overlay all take this one object, so none of them
+   matches the image or searches for its field of view again;
 3. `network_input`: the prepared image -> a `NetworkInput`: the analysed square at the network's
    size, brought into the training colour range, with the gains that did it and the float tensor.
 
@@ -35,7 +36,8 @@ from PIL import Image, ImageOps
 from dermalens.lesions import BODY_SITES, MAX_AGE, SEXES
 
 # Bump whenever a change here alters a network input (pixels or metadata): cards of the old
-# version are then refused until the network is retrained and re-calibrated.
+# version are then refused until the network is retrained and re-calibrated, or, for a change
+# measured not to hurt it, assembled anew with `training.ensemble --carry-over-preprocessing`.
 VERSION = 4
 
 # Formats we accept, judged by content. Anything else (GIF, TIFF, WebP, SVG...) is refused.
@@ -459,8 +461,8 @@ def describe(size: int) -> str:
             f"{TRAINING_JPEG_QUALITY} (as the training copies were made) -> with >= "
             f"{FIELD_MIN_DARK_CORNERS} dark corners (luminance <= {FIELD_DARK_LEVEL}, edge-connected), "
             f"the outside of the round field of view and a {FIELD_RIM_PIXELS}-pixel rim inpainted (Telea, "
-            f"radius {FIELD_FILL_RADIUS} at half resolution) -> the square of the shorter side, centred on the field -> resize "
-            f"to {size}x{size} -> if the square's shades-of-grey illuminant (p={ILLUMINANT_P}) lies beyond "
+            f"radius {FIELD_FILL_RADIUS} at half resolution) -> the square of the shorter side, centred "
+            f"on the field -> resize to {size}x{size} -> if the square's shades-of-grey illuminant (p={ILLUMINANT_P}) lies beyond "
             f"{COLOUR_RANGE} standard deviations of the training copies' (chromaticity mean "
             f"{TRAINING_ILLUMINANT_MEAN[:2]}, precision {TRAINING_CHROMA_PRECISION}; log brightness "
             f"{TRAINING_ILLUMINANT_MEAN[2]} sd {TRAINING_BRIGHTNESS_SD}): channel gains back to that edge, "
