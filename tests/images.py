@@ -2,6 +2,7 @@
 
 import io
 
+import cv2
 import numpy as np
 from PIL import Image
 
@@ -17,6 +18,14 @@ def lesion_array(width: int = 320, height: int = 240, colour=(90, 50, 40), seed:
     skin[inside] = colour
     skin += rng.normal(0, 6, skin.shape)
     return np.clip(skin, 0, 255).astype(np.uint8)
+
+
+def in_round_field(rgb: np.ndarray, centre: tuple[int, int], radius: int) -> np.ndarray:
+    """rgb seen through a dermoscope's round field of view: black outside the circle of `radius`
+    pixels around `centre` (x, y)."""
+    mask = np.zeros(rgb.shape[:2], np.uint8)
+    cv2.circle(mask, centre, radius, 1, -1)
+    return rgb * mask[..., None]
 
 
 def encode(array: np.ndarray, fmt: str = "JPEG", **save_args) -> bytes:

@@ -12,7 +12,7 @@ from PIL import Image
 from dermalens import preprocessing
 from dermalens.lesions import BODY_SITES
 from dermalens.preprocessing import InvalidImage
-from tests.images import encode, lesion_array, pixel_flood_png
+from tests.images import encode, in_round_field, lesion_array, pixel_flood_png
 
 
 @pytest.mark.parametrize("mode", ["L", "P", "RGBA", "LA", "CMYK", "I;16", "1"])
@@ -196,13 +196,6 @@ def test_images_no_larger_than_the_training_copies_are_left_alone(shape):
                                             ((900, 300), (450, 150)), ((333, 333), (150, 150))])
 def test_larger_images_are_brought_to_the_training_resolution_keeping_aspect(shape, matched):
     assert preprocessing.match_training_copies(lesion_array(shape[1], shape[0])).shape == (*matched, 3)
-
-
-def in_round_field(rgb, centre, radius):
-    """rgb seen through a dermoscope's round field of view: black outside the circle."""
-    mask = np.zeros(rgb.shape[:2], np.uint8)
-    cv2.circle(mask, centre, radius, 1, -1)
-    return rgb * mask[..., None]
 
 
 @pytest.mark.parametrize("shape", [(150, 200), (450, 600), (600, 450), (333, 333)])

@@ -19,6 +19,7 @@ from dermalens.config import DEFAULT_MODEL_CARD
 from dermalens.inference import TTA_FLIPS
 from dermalens.lesions import CLASSES
 from tests.helpers import analysis_id_from, make_app, upload
+from tests.images import in_round_field
 
 pytestmark = pytest.mark.tensorflow
 
@@ -209,22 +210,15 @@ def test_real_dermoscopic_fixtures_uploaded_as_a_clinic_would_pass_the_gate(clas
         assert classifier.gate.reasons(prepared, embeddings) == [], row["image_id"]
 
 
-def in_round_field(upload: bytes, diameter: float = 1.0) -> np.ndarray:
-    """A decoded upload as a dermoscope with a round field of view (`diameter` times the shorter
-    side) shows it: black outside the centred circle."""
-    rgb = decode_for_analysis(upload)
-    mask = np.zeros(rgb.shape[:2], np.uint8)
-    cv2.circle(mask, (rgb.shape[1] // 2, rgb.shape[0] // 2), round(diameter * min(rgb.shape[:2]) / 2), 1, -1)
-    return rgb * mask[..., None]
-
-
 def test_a_fixture_seen_through_a_round_field_of_view_is_assessed_much_as_without_it(classifier):
     """The field's outside is filled in, so the image is neither declined for its black corners
     nor magnified: the answer stays close to the same upload's without the field."""
     for row in fixture_rows():
-        upload = enlarged_upload(row["image_id"])
-        plain = assess_image(classifier, decode_for_analysis(upload), explain=False)
-        framed = assess_image(classifier, in_round_field(upload), explain=False)
+        rgb = decode_for_analysis(enlarged_upload(row["image_id"]))
+        plain = assess_image(classifier, rgb, explain=False)
+        height, width = rgb.shape[:2]
+        framed = assess_image(classifier, in_round_field(rgb, (width // 2, height // 2), min(height, width) // 2),
+                              explain=False)
         assert not framed.declined, (row["image_id"], framed.gate_reasons)
         assert framed.prediction.top_class == plain.prediction.top_class, row["image_id"]
         difference = [abs(framed.prediction.probabilities[c] - plain.prediction.probabilities[c]) for c in CLASSES]
