@@ -1,7 +1,7 @@
 """A teacher's probabilities on a fixed set of device-style views of every training image.
 
     python -m dermalens.training.teacher --data ../shared/data/ham10000 \
-        --out models/teacher/sklesion-views-4.npz [--views 6] [--resume]
+        --out models/teacher/sklesion-views-4.npz [--views 6] [--resume] [--extend SMALLER.npz]
 
 The teacher is the ImageNet-pretrained Xception of the PyPI package `sklesion` (0.2.2, MIT; image
 plus age, sex and body site; trained on full-resolution HAM10000), which loses far less than a
@@ -10,6 +10,10 @@ on the views of `device_views.render_view` are computed once (resumable: the fil
 CHUNK images) and committed (models/teacher/: float16 probabilities only, 0.8 MB for 4 views);
 `dermalens.train --teacher-views FILE` then trains the ResNet to match them on exactly those views. Install it with `pip install --no-deps
 sklesion==0.2.2` (its declared pins are older than this project's; it loads with our Keras).
+
+Views are deterministic, so a cache of more views can grow from one of fewer: with `--extend
+SMALLER`, each image's first views are copied from SMALLER (same recipe) and only the views it
+lacks are computed.
 """
 
 import argparse
@@ -80,14 +84,27 @@ def write_cache(path: Path, image_ids: list[str], probabilities: np.ndarray) -> 
     partial.replace(path)
 
 
-def teacher_probabilities(model, rgb: np.ndarray, row: dict, view_count: int) -> np.ndarray:
-    """(view_count, 7) probabilities of the teacher on the views of one decoded image."""
+def teacher_probabilities(model, rgb: np.ndarray, row: dict, views: range) -> np.ndarray:
+    """(len(views), 7) probabilities of the teacher on those views of one decoded image."""
     import cv2
 
     batch = np.stack([cv2.resize(device_views.render_view(rgb, row["image_id"], index), (TEACHER_SIZE, TEACHER_SIZE),
-                                 interpolation=cv2.INTER_LINEAR) for index in range(view_count)]).astype(np.float32)
-    metadata = np.repeat(teacher_metadata(row["age"], row["sex"], row["site"])[None], view_count, 0)
+                                 interpolation=cv2.INTER_LINEAR) for index in views]).astype(np.float32)
+    metadata = np.repeat(teacher_metadata(row["age"], row["sex"], row["site"])[None], len(views), 0)
     return np.asarray(model.predict_on_batch([batch, metadata]), np.float64)
+
+
+def read_smaller_cache(path: Path, view_count: int) -> dict[str, np.ndarray]:
+    """{image_id: (k, 7)} from a cache of the same recipe with k < view_count views, to extend.
+
+    :raise SystemExit: it holds as many views or more, or another recipe.
+    """
+    with np.load(path, allow_pickle=False) as saved:
+        known = saved["probabilities"].shape[1]
+    if known >= view_count:
+        raise SystemExit(f"{path} holds {known} views: --extend needs a cache of fewer than --views {view_count}")
+    cache = read_cache(path, known)
+    return dict(zip(cache["image_ids"], np.asarray(cache["probabilities"], np.float64)))
 
 
 def main(argv=None) -> int:
@@ -97,10 +114,13 @@ def main(argv=None) -> int:
     parser.add_argument("--views", type=int, default=6, help="views per image (view 0 is the image itself)")
     parser.add_argument("--limit", type=int, help="only the first N images (smoke runs)")
     parser.add_argument("--resume", action="store_true", help="continue an unfinished cache")
+    parser.add_argument("--extend", type=Path, metavar="SMALLER",
+                        help="a cache of fewer views of the same recipe whose outputs are copied, not recomputed")
     args = parser.parse_args(argv)
     if args.views < 1:
         parser.error("--views must be at least 1")
     config.quiet_tensorflow()
+    known = read_smaller_cache(args.extend, args.views) if args.extend else {}
     rows = data.read_ham10000(args.data, args.limit)
     done = read_cache(args.out, args.views) if args.resume and args.out.exists() else {"image_ids": [],
                                                                                        "probabilities": np.zeros((0, args.views, len(CLASSES)))}
@@ -116,7 +136,9 @@ def main(argv=None) -> int:
         chunk = todo[start:start + CHUNK]
         for row in chunk:
             rgb = preprocessing.decode_image((args.data / "images" / f"{row['image_id']}.jpg").read_bytes())
-            probabilities.append(teacher_probabilities(model, rgb, row, args.views)[None])
+            copied = known.get(row["image_id"], np.zeros((0, len(CLASSES))))
+            computed = teacher_probabilities(model, rgb, row, range(len(copied), args.views))
+            probabilities.append(np.concatenate([copied, computed])[None])
             image_ids.append(row["image_id"])
         write_cache(args.out, image_ids, np.concatenate(probabilities))
         print(f"{len(image_ids)} of {len(rows)} images", flush=True)

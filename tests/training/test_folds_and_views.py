@@ -93,6 +93,47 @@ def test_a_teacher_cache_of_another_recipe_is_refused(tmp_path):
         teacher.read_cache(path, 3)
 
 
+class ViewTeacher:
+    """A stand-in teacher whose output names the view it saw: its mean pixel, spread over 7."""
+
+    def __init__(self):
+        self.views_seen = 0
+
+    def predict_on_batch(self, inputs):
+        images, _ = inputs
+        self.views_seen += len(images)
+        means = images.reshape(len(images), -1).mean(axis=1) / 255.0
+        return np.stack([np.full(7, 1 / 7) + (np.arange(7) - 3) * mean / 100 for mean in means])
+
+
+def test_a_cache_of_more_views_grows_from_one_of_fewer_with_only_the_missing_views_computed(tmp_path, monkeypatch):
+    from tests.training.tiny import make_dataset
+
+    rows = make_dataset(tmp_path / "data", per_class=1)
+    fake = ViewTeacher()
+    monkeypatch.setattr(teacher, "load_teacher", lambda: fake)
+    base = ["--data", str(tmp_path / "data")]
+    assert teacher.main([*base, "--out", str(tmp_path / "full.npz"), "--views", "3"]) == 0
+    assert teacher.main([*base, "--out", str(tmp_path / "two.npz"), "--views", "2"]) == 0
+    fake.views_seen = 0
+
+    assert teacher.main([*base, "--out", str(tmp_path / "grown.npz"), "--views", "3",
+                         "--extend", str(tmp_path / "two.npz")]) == 0
+
+    assert fake.views_seen == len(rows)  # only view 2 of each image
+    grown, full = teacher.read_cache(tmp_path / "grown.npz", 3), teacher.read_cache(tmp_path / "full.npz", 3)
+    assert grown["image_ids"] == full["image_ids"]
+    np.testing.assert_array_equal(grown["probabilities"], full["probabilities"])
+
+
+def test_extending_a_cache_needs_one_of_fewer_views(tmp_path):
+    teacher.write_cache(tmp_path / "four.npz", ["ISIC_1"], np.full((1, 4, 7), 1 / 7))
+    with pytest.raises(SystemExit, match="fewer than --views 4"):
+        teacher.main(["--data", str(tmp_path), "--out", str(tmp_path / "out.npz"), "--views", "4",
+                      "--extend", str(tmp_path / "four.npz")])
+    assert not (tmp_path / "out.npz").exists()
+
+
 def test_the_committed_teacher_cache_covers_every_image_with_todays_view_recipe():
     import csv
     from pathlib import Path
