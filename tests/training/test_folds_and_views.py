@@ -134,17 +134,25 @@ def test_extending_a_cache_needs_one_of_fewer_views(tmp_path):
     assert not (tmp_path / "out.npz").exists()
 
 
-def test_the_committed_teacher_cache_covers_every_image_with_todays_view_recipe():
+@pytest.mark.parametrize("views", [4, 8])
+def test_each_committed_teacher_cache_covers_every_image_with_todays_view_recipe(views):
     import csv
     from pathlib import Path
-
-    from dermalens.training import teacher
 
     root = Path(__file__).resolve().parents[2]
     with open(root / "models" / "dermalens-folds.csv", newline="") as handle:
         image_ids = {row["image_id"] for row in csv.DictReader(handle)}
-    cache = teacher.read_cache(root / "models" / "teacher" / "sklesion-views-4.npz", 4)
+    cache = teacher.read_cache(root / "models" / "teacher" / f"sklesion-views-{views}.npz", views)
     assert sorted(cache["image_ids"]) == sorted(image_ids) and len(image_ids) == 10_015
     probabilities = np.asarray(cache["probabilities"], np.float64)
-    assert probabilities.shape == (10_015, 4, 7)
+    assert probabilities.shape == (10_015, views, 7)
     assert np.allclose(probabilities.sum(axis=-1), 1, atol=0.01) and (probabilities >= 0).all()
+
+
+def test_the_8_view_cache_holds_the_4_view_cache_as_its_first_views():
+    from pathlib import Path
+
+    folder = Path(__file__).resolve().parents[2] / "models" / "teacher"
+    four, eight = teacher.read_cache(folder / "sklesion-views-4.npz", 4), teacher.read_cache(folder / "sklesion-views-8.npz", 8)
+    assert four["image_ids"] == eight["image_ids"]
+    np.testing.assert_array_equal(four["probabilities"], eight["probabilities"][:, :4])
