@@ -70,9 +70,8 @@ def main(argv=None) -> int:
     classifier = load_classifier(args.model_card)
     card = classifier.info.card
     split = data.read_split(args.model_card.with_name(f"{card['name']}.split.csv"))
-    with np.load(args.teacher_views, allow_pickle=False) as saved:
-        view_count = saved["probabilities"].shape[1]
-    cache = teacher.read_cache(args.teacher_views, view_count)
+    cache = teacher.read_cache(args.teacher_views)
+    view_count = cache["probabilities"].shape[1]
     cached = set(cache["image_ids"])
     rows = [row for row in data.read_ham10000(args.data) if row["image_id"] in cached]
     np.random.default_rng(args.seed).shuffle(rows)

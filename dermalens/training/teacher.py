@@ -64,15 +64,18 @@ def load_teacher():
     return keras.models.load_model(Path(spec.submodule_search_locations[0]) / "model.keras", compile=False)
 
 
-def read_cache(path: Path, view_count: int) -> dict:
+def read_cache(path: Path, view_count: int | None = None) -> dict:
     """A cache written by `write_cache` as {"image_ids": [...], "probabilities": (n, views, 7)}.
 
-    :raise SystemExit: it was made with another view recipe or number of views.
+    :param view_count: the number of views it must hold; None takes whatever it holds.
+    :raise SystemExit: it was made with another view recipe, or holds another number of views.
     """
     with np.load(path, allow_pickle=False) as saved:
-        if int(saved["views_version"]) != device_views.VERSION or saved["probabilities"].shape[1] != view_count:
-            raise SystemExit(f"{path} holds {saved['probabilities'].shape[1]} views of recipe "
-                             f"{int(saved['views_version'])}, not {view_count} of recipe {device_views.VERSION}")
+        held = saved["probabilities"].shape[1]
+        if int(saved["views_version"]) != device_views.VERSION or view_count not in (None, held):
+            wanted = "any number" if view_count is None else view_count
+            raise SystemExit(f"{path} holds {held} views of recipe {int(saved['views_version'])}, "
+                             f"not {wanted} of recipe {device_views.VERSION}")
         return {"image_ids": saved["image_ids"].tolist(), "probabilities": saved["probabilities"]}
 
 
@@ -99,11 +102,10 @@ def read_smaller_cache(path: Path, view_count: int) -> dict[str, np.ndarray]:
 
     :raise SystemExit: it holds as many views or more, or another recipe.
     """
-    with np.load(path, allow_pickle=False) as saved:
-        known = saved["probabilities"].shape[1]
+    cache = read_cache(path)
+    known = cache["probabilities"].shape[1]
     if known >= view_count:
         raise SystemExit(f"{path} holds {known} views: --extend needs a cache of fewer than --views {view_count}")
-    cache = read_cache(path, known)
     return dict(zip(cache["image_ids"], np.asarray(cache["probabilities"], np.float64)))
 
 

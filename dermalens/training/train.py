@@ -451,9 +451,8 @@ def _teacher_view_dataset(args, rows, is_val, meta, labels, drawn, loss_weights)
     view's target mixing its one-hot label and the teacher's probabilities on that view. An epoch
     draws as many views as there are training images, so it takes as long as one without views."""
     train_rows = [row for row, val in zip(rows, is_val) if not val]
-    with np.load(args.teacher_views, allow_pickle=False) as saved:
-        view_count = saved["probabilities"].shape[1]
-    cache = teacher.read_cache(args.teacher_views, view_count)
+    cache = teacher.read_cache(args.teacher_views)
+    view_count = cache["probabilities"].shape[1]
     index = {image_id: position for position, image_id in enumerate(cache["image_ids"])}
     missing = [row["image_id"] for row in train_rows if row["image_id"] not in index]
     if missing:

@@ -93,6 +93,12 @@ def test_a_teacher_cache_of_another_recipe_is_refused(tmp_path):
         teacher.read_cache(path, 3)
 
 
+def test_a_teacher_cache_read_without_a_view_count_keeps_all_its_views(tmp_path):
+    path = tmp_path / "cache.npz"
+    teacher.write_cache(path, ["ISIC_1", "ISIC_2"], np.full((2, 5, 7), 1 / 7))
+    assert teacher.read_cache(path)["probabilities"].shape == (2, 5, 7)
+
+
 class ViewTeacher:
     """A stand-in teacher whose output names the view it saw: its mean pixel, spread over 7."""
 
