@@ -10,6 +10,7 @@ dataclasses) and knows nothing of Flask.
 import hashlib
 import json
 import threading
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
@@ -116,7 +117,7 @@ def ensemble_sha256(member_digests: list[str]) -> str:
     return hashlib.sha256("\n".join(member_digests).encode("ascii")).hexdigest()
 
 
-def read_model_card(card_path: str | Path, preprocessing_version: int = preprocessing.VERSION
+def read_model_card(card_path: str | Path, accepted_versions: Collection[int] = (preprocessing.VERSION,)
                     ) -> tuple[ModelInfo, list[MemberSpec]]:
     """Read the model card and check the weights it describes.
 
@@ -127,8 +128,8 @@ def read_model_card(card_path: str | Path, preprocessing_version: int = preproce
     :return: (model info, the networks in member order, weights verified)
     :raise ModelLoadError: card or weights missing, card unreadable, a weights file's SHA-256
         differs from the card (a tampered or half-copied file is never loaded), or the card's
-        preprocessing version is not `preprocessing_version` (this code's, unless a training tool
-        reads older cards on purpose: the network would see unfamiliar inputs).
+        preprocessing version is not one of `accepted_versions` (this code's alone, unless a
+        training tool reads older cards on purpose: the network would see unfamiliar inputs).
     """
     card_path = Path(card_path)
     if not card_path.is_file():
@@ -149,10 +150,10 @@ def read_model_card(card_path: str | Path, preprocessing_version: int = preproce
         raise ModelLoadError(f"Model card {card_path} lists no member networks.")
     if list(card.get("classes", [])) != list(CLASSES):
         raise ModelLoadError(f"Model card {card_path} has a different class order than {CLASSES}.")
-    if card.get("preprocessing_version") != preprocessing_version:
+    if card.get("preprocessing_version") not in accepted_versions:
         raise ModelLoadError(f"Model card {card_path} was fitted with preprocessing version "
                              f"{card.get('preprocessing_version')!r}, but this version of DermaLens "
-                             f"applies version {preprocessing_version}. Retrain, or run the "
+                             f"applies version {preprocessing.VERSION}. Retrain, or run the "
                              "DermaLens version the model was trained with.")
     if "members" in card and info.sha256 != ensemble_sha256([member.sha256 for member in members]):
         raise ModelLoadError(f"Model card {card_path}: its sha256 is not the digest of its members' "
@@ -270,11 +271,13 @@ class KerasClassifier:
     of the ensemble's most likely class.
     """
 
-    def __init__(self, card_path: str | Path):
+    def __init__(self, card_path: str | Path, accepted_versions: Collection[int] = (preprocessing.VERSION,)):
+        """:param accepted_versions: as `read_model_card`; whatever the card's version, images go
+            through this code's preprocessing."""
         from dermalens.gate import CombinedGate
 
         card_path = Path(card_path)
-        self.info, specs = read_model_card(card_path)
+        self.info, specs = read_model_card(card_path, accepted_versions)
         config.quiet_tensorflow()
         import tensorflow as tf
         from tf_keras_vis.layercam import Layercam

@@ -7,8 +7,7 @@
 
 Each member is a model card written by `train` and `calibrate`: its weights, temperature and
 gate stay its own, fitted on its own validation split. All members must validate on the same
-split (the same `NAME.split.csv`) and share input size, preprocessing and test-time
-augmentation. The command copies each member's weights, gate and per-epoch log to `--out` as
+split (the same `NAME.split.csv`) and share input size and test-time augmentation. The command copies each member's weights, gate and per-epoch log to `--out` as
 `NAME.member<i>.keras`, `NAME.member<i>.gate.npz` and `NAME.member<i>.training-log.csv` (byte for
 byte: their SHA-256 stay the members'), the split as `NAME.split.csv`, and writes `NAME.json`,
 which lists the members.
@@ -18,11 +17,12 @@ the `predictions.csv` of `dermalens.training.average` over the members' recipes'
 pools (every HAM10000 image predicted by an ensemble that never saw its lesion), not on one
 fold. With --misses-as, the monitor threshold misses no larger share of malignant lesions and
 of melanomas there than the reference card does on its own split (`calibrate --misses-as`).
-With --carry-over-preprocessing V, the members may have been trained and calibrated under an
-earlier preprocessing version V: the ensemble is served, and validated here, under this code's
-version, and its card says so (`trained_with_preprocessing_version`). Use it only for a change
-measured not to hurt the members (docs/model-history.md says which); without it, members of
-another version are refused, as the app refuses them.
+With --carry-over-preprocessing V, any of the members may have been trained and calibrated
+under an earlier preprocessing version V, beside members of this code's version: the ensemble is
+served, and validated here, under this code's version, and its card says which members were not
+(`trained_with_preprocessing_version`, `carried_over_members`, numbered from 1). Use it only for
+a change measured not to hurt those members (docs/model-history.md says which); without it,
+members of another version are refused, as the app refuses them.
 Last, the assembled card is loaded as the app loads it and run over the members' validation
 split: those figures, under the fitted thresholds, are its `validation`. Everything is staged
 and validated first, so a failure leaves --out as it was.
@@ -34,6 +34,7 @@ import os
 import shutil
 import sys
 import tempfile
+from collections.abc import Collection
 from pathlib import Path
 
 import numpy as np
@@ -44,10 +45,10 @@ from dermalens.training import data, metrics
 from dermalens.training.average import read_predictions
 from dermalens.training.calibrate import (THRESHOLD_RULES, choose_min_confidence, coverage_table,
                                           misses_of, risk_section)
-from dermalens.training.evaluate import evaluate, summarise
+from dermalens.training.evaluate import accepted_versions, add_carry_over_option, evaluate, summarise
 
-# What every member must share for one input to serve them all.
-SHARED_KEYS = ("input_size", "classes", "preprocessing", "preprocessing_version", "tta")
+# What every member must share for one input to serve them all (the preprocessing is this code's).
+SHARED_KEYS = ("input_size", "classes", "tta")
 
 
 def parse_args(argv=None):
@@ -62,17 +63,15 @@ def parse_args(argv=None):
                         help="a dermalens.training.average output over the members' out-of-fold pools")
     parser.add_argument("--misses-as", type=Path, metavar="REFERENCE_CARD",
                         help="fit the monitor threshold to miss no larger shares than this card")
-    parser.add_argument("--carry-over-preprocessing", type=int, metavar="VERSION", dest="carried_from",
-                        help="accept members of this earlier preprocessing version, served under this code's")
+    add_carry_over_option(parser)
     args = parser.parse_args(argv)
-    if args.carried_from is not None and not 0 < args.carried_from < preprocessing.VERSION:
-        parser.error(f"--carry-over-preprocessing must be an earlier version than {preprocessing.VERSION}")
+    args.accepted_versions = accepted_versions(parser, args.carried_from)
     return args
 
 
-def read_members(paths: list[Path], preprocessing_version: int = preprocessing.VERSION) -> list[dict]:
+def read_members(paths: list[Path], accepted: Collection[int] = (preprocessing.VERSION,)) -> list[dict]:
     """The members' cards, each verified as the app verifies a card (weights' SHA-256 included),
-    of `preprocessing_version`.
+    of one of the `accepted` preprocessing versions.
 
     :raise ValueError: fewer than two, a member that is itself an ensemble, cannot be served, is
         not calibrated or has no training log beside it, or members that differ in what they
@@ -83,7 +82,7 @@ def read_members(paths: list[Path], preprocessing_version: int = preprocessing.V
     cards = []
     for path in paths:
         try:
-            card = dict(read_model_card(path, preprocessing_version)[0].card)
+            card = dict(read_model_card(path, accepted)[0].card)
         except ModelLoadError as error:
             raise ValueError(str(error)) from error
         if "members" in card:
@@ -157,7 +156,7 @@ def member_entry(card: dict, out: Path, name: str, number: int) -> dict:
 
 def assemble(args) -> dict:
     """Write the ensemble's files and card to args.out; return the card."""
-    cards = read_members(args.members, args.carried_from or preprocessing.VERSION)
+    cards = read_members(args.members, args.accepted_versions)
     thresholds, rules, pooled = fit_thresholds(args.out_of_fold, args.misses_as)
     rows = [row for row in data.read_ham10000(args.data) if cards[0]["split"].get(row["image_id"]) == "val"]
     if not rows:
@@ -184,14 +183,17 @@ def write_card(args, cards: list[dict], folder: Path, thresholds: dict, rules: d
     members = [member_entry(card, folder, args.name, number) for number, card in enumerate(cards, start=1)]
     shutil.copyfile(first["path"].with_name(f"{first['name']}.split.csv"), folder / f"{args.name}.split.csv")
     architectures = sorted({member["architecture"] for member in members})
+    carried = [number for number, card in enumerate(cards, start=1)
+               if card["preprocessing_version"] != preprocessing.VERSION]
     card = {
         "name": args.name,
         "version": args.version,
         "architecture": f"ensemble of {len(members)} networks, each " + "; ".join(architectures),
         **{key: first[key] for key in SHARED_KEYS},
-        **({"preprocessing_version": preprocessing.VERSION,
-            "preprocessing": preprocessing.describe(first["input_size"]),
-            "trained_with_preprocessing_version": args.carried_from} if args.carried_from else {}),
+        "preprocessing_version": preprocessing.VERSION,
+        "preprocessing": preprocessing.describe(first["input_size"]),
+        **({"trained_with_preprocessing_version": args.carried_from,
+            "carried_over_members": carried} if carried else {}),
         "training": shared_training(cards),
         "sha256": ensemble_sha256([member["sha256"] for member in members]),
         "members": members,

@@ -28,6 +28,23 @@ from dermalens.training import metrics
 from dermalens.training.data import IMAGE_SUFFIXES, read_labelled_image, read_labels
 
 
+def add_carry_over_option(parser: argparse.ArgumentParser) -> None:
+    """`--carry-over-preprocessing VERSION` (as `args.carried_from`): also accept cards of that
+    earlier preprocessing version, served under this code's; check it with `accepted_versions`."""
+    parser.add_argument("--carry-over-preprocessing", type=int, metavar="VERSION", dest="carried_from",
+                        help="also accept cards of this earlier preprocessing version, served under this code's")
+
+
+def accepted_versions(parser: argparse.ArgumentParser, carried_from: int | None) -> set[int]:
+    """The preprocessing versions a card may have: this code's, and `carried_from` if given
+    (a parser error unless it is an earlier version)."""
+    if carried_from is None:
+        return {preprocessing.VERSION}
+    if not 0 < carried_from < preprocessing.VERSION:
+        parser.error(f"--carry-over-preprocessing must be an earlier version than {preprocessing.VERSION}")
+    return {preprocessing.VERSION, carried_from}
+
+
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--images", type=Path)

@@ -2,7 +2,7 @@
 
     python -m dermalens.training.out_of_fold --data ../shared/data/ham10000 \
         --folds models/dermalens-folds.csv --model-card FOLD0.json [--model-card FOLD1.json ...] \
-        --out DIR
+        --out DIR [--carry-over-preprocessing VERSION]
 
 Each model card must validate on exactly one fold of FOLDS (the `NAME.split.csv` beside it, as
 `train --folds FOLDS --fold K` writes it), and no two cards on the same fold; every card is
@@ -18,6 +18,10 @@ covered out of all in FOLDS, each fold's own figures, and `fitted_risk`: the ris
 minimum confidence that `calibrate` would choose if fitted on the pooled predictions rather than
 on one card's fold, with how the lesions fall under them. Each card's temperature was fitted on
 its own fold, so the pooled ECE leans slightly optimistic (one parameter per fold).
+
+With --carry-over-preprocessing V, cards of an earlier preprocessing version V are run too, under
+this code's preprocessing, as `training.ensemble --carry-over-preprocessing` serves them: the
+pool then shows such networks as the app would serve them.
 """
 
 import argparse
@@ -28,7 +32,8 @@ from pathlib import Path
 import numpy as np
 
 from dermalens.training import calibrate, data, folds as folds_module, metrics
-from dermalens.training.evaluate import evaluate, print_summary, summarise, write_outputs
+from dermalens.training.evaluate import (accepted_versions, add_carry_over_option, evaluate, print_summary,
+                                         summarise, write_outputs)
 
 
 def parse_args(argv=None):
@@ -38,7 +43,10 @@ def parse_args(argv=None):
     parser.add_argument("--model-card", required=True, type=Path, action="append", dest="model_cards",
                         help="a model card trained with --fold K; once per fold")
     parser.add_argument("--out", required=True, type=Path)
-    return parser.parse_args(argv)
+    add_carry_over_option(parser)
+    args = parser.parse_args(argv)
+    args.accepted_versions = accepted_versions(parser, args.carried_from)
+    return args
 
 
 def fold_of_card(card_path: Path, fold_of_image: dict[str, int]) -> int:
@@ -94,7 +102,7 @@ def main(argv=None) -> int:
             fold = fold_of_card(card_path, fold_of_image)
             if fold in cards:
                 raise ValueError(f"{card_path} and {cards[fold][0]} both validate on fold {fold}")
-            cards[fold] = (card_path, KerasClassifier(card_path))
+            cards[fold] = (card_path, KerasClassifier(card_path, args.accepted_versions))
         rows = data.read_ham10000(args.data)
     except (OSError, ValueError, KeyError, ModelLoadError) as error:
         print(f"error: {error}", file=sys.stderr)

@@ -225,11 +225,35 @@ def test_members_of_an_earlier_preprocessing_version_are_carried_over_only_when_
     assert ensemble.main([*args, "--carry-over-preprocessing", str(earlier)]) == 0
     card = json.loads((tmp_path / "out" / "pair.json").read_text())
     assert card["preprocessing_version"] == preprocessing.VERSION
-    assert card["trained_with_preprocessing_version"] == earlier
+    assert card["trained_with_preprocessing_version"] == earlier and card["carried_over_members"] == [1, 2]
     assert card["preprocessing"] == preprocessing.describe(card["input_size"])
     assert card["calibration_command"].endswith(f"--carry-over-preprocessing {earlier}")
     assert KerasClassifier(tmp_path / "out" / "pair.json").info.version == "9.9.9"
     assert f"trained and calibrated under preprocessing version {earlier}" in model_card.render(card)
+
+
+def test_a_member_of_an_earlier_preprocessing_version_may_be_carried_over_beside_a_current_one(trained, tmp_path):
+    from dermalens.inference import KerasClassifier
+    from dermalens.training import ensemble, model_card
+
+    earlier = preprocessing.VERSION - 1
+    args = ensemble_args(trained, tmp_path, second_member(trained, tmp_path, preprocessing_version=earlier))
+    assert ensemble.main(args) == 2
+    assert ensemble.main([*args, "--carry-over-preprocessing", str(earlier)]) == 0
+    card = json.loads((tmp_path / "out" / "pair.json").read_text())
+    assert card["preprocessing_version"] == preprocessing.VERSION and card["carried_over_members"] == [2]
+    assert KerasClassifier(tmp_path / "out" / "pair.json").info.version == "9.9.9"
+    assert f"Member 2 was trained and calibrated under preprocessing version {earlier};" in model_card.render(card)
+
+
+def test_members_all_of_this_codes_preprocessing_are_not_marked_as_carried_over(trained, tmp_path):
+    from dermalens.training import ensemble
+
+    earlier = preprocessing.VERSION - 1
+    args = ensemble_args(trained, tmp_path, second_member(trained, tmp_path))
+    assert ensemble.main([*args, "--carry-over-preprocessing", str(earlier)]) == 0
+    card = json.loads((tmp_path / "out" / "pair.json").read_text())
+    assert "trained_with_preprocessing_version" not in card and "carried_over_members" not in card
 
 
 def test_carrying_over_asks_for_an_earlier_version(trained, tmp_path, capsys):

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from dermalens import preprocessing
 from dermalens.lesions import CLASSES
 from dermalens.preprocessing import prepare
 from dermalens.risk import CURRENT_CATEGORIES
@@ -231,6 +232,18 @@ def test_out_of_fold_pools_each_fold_model_on_the_fold_it_never_saw(trained, tmp
                                 + ["--out", str(out)]) == 2
         assert message in capsys.readouterr().err and not out.exists()
     assert out_of_fold.fold_of_card(Path(cards[1]), folds.read_folds(tmp_path / "folds.csv")) == 1
+
+    # A fold card of an earlier preprocessing version is run only when carried over.
+    earlier = preprocessing.VERSION - 1
+    card = json.loads(Path(cards[0]).read_text())
+    Path(cards[0]).write_text(json.dumps({**card, "preprocessing_version": earlier}))
+    given = common + ["--model-card", cards[0], "--model-card", cards[1]]
+    assert out_of_fold.main(given + ["--out", str(tmp_path / "refused")]) == 2
+    assert f"preprocessing version {earlier}" in capsys.readouterr().err
+    assert out_of_fold.main(given + ["--out", str(tmp_path / "carried"), "--carry-over-preprocessing",
+                                     str(earlier)]) == 0
+    carried = json.loads((tmp_path / "carried" / "metrics.json").read_text())
+    assert carried["n"] == len(rows) and carried["balanced_accuracy"] == report["balanced_accuracy"]
     with pytest.raises(ValueError, match="not one fold"):
         out_of_fold.fold_of_card(Path(tiny), folds.read_folds(tmp_path / "folds.csv"))
 
