@@ -7,6 +7,9 @@ DIR holds `<image_id>.jpg` or `.png` of any size; CSV has `image_id,dx` and opti
 `age,sex,localization` (HAM10000 vocabulary; empty or "unknown" = unknown). Writes
 `metrics.json`, `predictions.csv`, `confusion_matrix.png` and `roc.png` to --out.
 
+With --carry-over-preprocessing V, a card of the earlier preprocessing version V is evaluated under
+this code's preprocessing, as `training.ensemble --carry-over-preprocessing` would serve it.
+
 With --out-of-scope, every image in DIR is taken as NOT a dermoscopic lesion image; the command
 prints and writes (`out_of_scope.json`) the fraction the app declines to assess, by file-name
 prefix (see `python -m tools.out_of_scope`).
@@ -52,9 +55,11 @@ def parse_args(argv=None):
     parser.add_argument("--out-of-scope", type=Path, help="folder of out-of-scope images")
     parser.add_argument("--out", required=True, type=Path)
     parser.add_argument("--model-card", default=str(DEFAULT_MODEL_CARD))
+    add_carry_over_option(parser)
     args = parser.parse_args(argv)
     if not args.out_of_scope and not (args.images and args.labels):
         parser.error("give --images and --labels, or --out-of-scope")
+    args.accepted_versions = accepted_versions(parser, args.carried_from)
     return args
 
 
@@ -245,7 +250,7 @@ def main(argv=None) -> int:
 
     try:
         rows = read_labels(args.labels) if args.labels else []
-        classifier = KerasClassifier(args.model_card)
+        classifier = KerasClassifier(args.model_card, args.accepted_versions)
     except (OSError, ValueError, ModelLoadError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

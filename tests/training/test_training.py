@@ -452,6 +452,22 @@ def test_evaluate_measures_out_of_scope_images(trained, tmp_path):
     assert result["by_kind"]["tiny"]["gate_flagged"] == 1.0  # below the minimum size
 
 
+def test_evaluate_runs_a_card_of_an_earlier_preprocessing_version_only_when_carried_over(trained, tmp_path, capsys):
+    from dermalens.training import evaluate
+
+    earlier = preprocessing.VERSION - 1
+    card = copy_weights_and_gate(trained, tmp_path)
+    (tmp_path / "tiny.json").write_text(json.dumps({**card, "preprocessing_version": earlier}))
+    folder = tmp_path / "ood"
+    folder.mkdir()
+    (folder / "blank-0.png").write_bytes(encode(np.full((300, 400, 3), 255, np.uint8), "PNG"))
+    given = ["--out-of-scope", str(folder), "--model-card", str(tmp_path / "tiny.json")]
+    assert evaluate.main([*given, "--out", str(tmp_path / "refused")]) == 2
+    assert f"preprocessing version {earlier}" in capsys.readouterr().err and not (tmp_path / "refused").exists()
+    assert evaluate.main([*given, "--out", str(tmp_path / "carried"), "--carry-over-preprocessing", str(earlier)]) == 0
+    assert json.loads((tmp_path / "carried" / "out_of_scope.json").read_text())["n"] == 1
+
+
 def test_explanation_tail_reproduces_the_network(trained):
     import keras
 
