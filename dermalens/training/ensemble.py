@@ -7,7 +7,8 @@
 
 Each member is a model card written by `train` and `calibrate`: its weights, temperature and
 gate stay its own, fitted on its own validation split. All members must validate on the same
-split (the same `NAME.split.csv`) and share input size and test-time augmentation. The command copies each member's weights, gate and per-epoch log to `--out` as
+split (the same `NAME.split.csv`) and share input size and test-time augmentation. The command
+copies each member's weights, gate and per-epoch log to `--out` as
 `NAME.member<i>.keras`, `NAME.member<i>.gate.npz` and `NAME.member<i>.training-log.csv` (byte for
 byte: their SHA-256 stay the members'), the split as `NAME.split.csv`, and writes `NAME.json`,
 which lists the members.
