@@ -46,7 +46,7 @@ from dermalens.training import data, metrics
 from dermalens.training.average import read_predictions
 from dermalens.training.calibrate import (THRESHOLD_RULES, choose_min_confidence, coverage_table,
                                           misses_of, risk_section)
-from dermalens.training.evaluate import accepted_versions, add_carry_over_option, evaluate, summarise
+from dermalens.training.evaluate import add_carry_over_option, evaluate, summarise
 
 # What every member must share for one input to serve them all (the preprocessing is this code's).
 SHARED_KEYS = ("input_size", "classes", "tta")
@@ -65,9 +65,7 @@ def parse_args(argv=None):
     parser.add_argument("--misses-as", type=Path, metavar="REFERENCE_CARD",
                         help="fit the monitor threshold to miss no larger shares than this card")
     add_carry_over_option(parser)
-    args = parser.parse_args(argv)
-    args.accepted_versions = accepted_versions(parser, args.carried_from)
-    return args
+    return parser.parse_args(argv)
 
 
 def read_members(paths: list[Path], accepted: Collection[int] = (preprocessing.VERSION,)) -> list[dict]:

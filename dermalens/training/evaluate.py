@@ -31,21 +31,23 @@ from dermalens.training import metrics
 from dermalens.training.data import IMAGE_SUFFIXES, read_labelled_image, read_labels
 
 
+class _CarryOver(argparse.Action):
+    """Stores the earlier version as `carried_from` and both versions as `accepted_versions`."""
+
+    def __call__(self, parser, namespace, value, option_string=None):
+        if not 0 < value < preprocessing.VERSION:
+            parser.error(f"{option_string} must be an earlier version than {preprocessing.VERSION}")
+        namespace.carried_from, namespace.accepted_versions = value, {preprocessing.VERSION, value}
+
+
 def add_carry_over_option(parser: argparse.ArgumentParser) -> None:
-    """`--carry-over-preprocessing VERSION` (as `args.carried_from`): also accept cards of that
-    earlier preprocessing version, served under this code's; check it with `accepted_versions`."""
+    """`--carry-over-preprocessing VERSION`: also accept cards of that earlier preprocessing
+    version, served under this code's. The parsed arguments get `carried_from` (the version, or
+    None) and `accepted_versions` (the set a card may have; this code's alone by default)."""
     parser.add_argument("--carry-over-preprocessing", type=int, metavar="VERSION", dest="carried_from",
+                        action=_CarryOver,
                         help="also accept cards of this earlier preprocessing version, served under this code's")
-
-
-def accepted_versions(parser: argparse.ArgumentParser, carried_from: int | None) -> set[int]:
-    """The preprocessing versions a card may have: this code's, and `carried_from` if given
-    (a parser error unless it is an earlier version)."""
-    if carried_from is None:
-        return {preprocessing.VERSION}
-    if not 0 < carried_from < preprocessing.VERSION:
-        parser.error(f"--carry-over-preprocessing must be an earlier version than {preprocessing.VERSION}")
-    return {preprocessing.VERSION, carried_from}
+    parser.set_defaults(accepted_versions={preprocessing.VERSION})
 
 
 def parse_args(argv=None):
@@ -59,7 +61,6 @@ def parse_args(argv=None):
     args = parser.parse_args(argv)
     if not args.out_of_scope and not (args.images and args.labels):
         parser.error("give --images and --labels, or --out-of-scope")
-    args.accepted_versions = accepted_versions(parser, args.carried_from)
     return args
 
 

@@ -32,8 +32,8 @@ from pathlib import Path
 import numpy as np
 
 from dermalens.training import calibrate, data, folds as folds_module, metrics
-from dermalens.training.evaluate import (accepted_versions, add_carry_over_option, evaluate, print_summary,
-                                         summarise, write_outputs)
+from dermalens.training.evaluate import (add_carry_over_option, evaluate, print_summary, summarise,
+                                         write_outputs)
 
 
 def parse_args(argv=None):
@@ -44,9 +44,7 @@ def parse_args(argv=None):
                         help="a model card trained with --fold K; once per fold")
     parser.add_argument("--out", required=True, type=Path)
     add_carry_over_option(parser)
-    args = parser.parse_args(argv)
-    args.accepted_versions = accepted_versions(parser, args.carried_from)
-    return args
+    return parser.parse_args(argv)
 
 
 def fold_of_card(card_path: Path, fold_of_image: dict[str, int]) -> int:
